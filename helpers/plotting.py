@@ -1,0 +1,69 @@
+"""One figure style for the whole report, and one way to save figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+import torch
+from IPython import get_ipython
+from IPython.display import display
+from torchvision.utils import make_grid
+
+from .config import figures_dir, results_dir
+
+# One colour per condition, the same in every notebook.
+CONDITION_COLORS = {
+    "whole dataset": "#222222",
+    "DC": "#1f77b4",
+    "DM": "#17becf",
+    "random real": "#ff7f0e",
+    "original": "#222222",
+    "condensed": "#1f77b4",
+    "random subset": "#ff7f0e",
+    "undistilled": "#222222",
+    "teacher": "#2ca02c",
+    "student": "#d62728",
+    "poisoned full": "#9467bd",
+    "clean full": "#222222",
+}
+
+
+def set_style() -> None:
+    sns.set_theme(context="notebook", style="whitegrid", font_scale=1.0)
+    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 150, "figure.autolayout": False})
+
+
+def save_figure(fig: plt.Figure, name: str, source: str) -> Path:
+    """Stamp `source` (notebook and profile) in the corner, save `figures/<name>.png` and
+    `.pdf`, show it once when running under IPython, close it and return the PNG path."""
+    fig.text(0.995, 0.005, source, ha="right", va="bottom", fontsize=7, color="0.45")
+    out = figures_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    png = out / f"{name}.png"
+    fig.savefig(png, bbox_inches="tight")
+    fig.savefig(out / f"{name}.pdf", bbox_inches="tight")
+    if get_ipython() is not None:
+        display(fig)
+    plt.close(fig)
+    return png
+
+
+def save_table(df: pd.DataFrame, name: str) -> Path:
+    """Write a results table to `results/<name>.csv` and return its path."""
+    out = results_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.csv"
+    df.to_csv(path, index=False, float_format="%.6g")
+    return path
+
+
+def image_grid(ax: plt.Axes, pixels: torch.Tensor, nrow: int, title: str = "") -> None:
+    """Draw pixel-space images (N, 1, H, W) in [0, 1] as one grid on `ax`."""
+    grid = make_grid(pixels.clamp(0, 1), nrow=nrow, padding=1, pad_value=1.0)
+    ax.imshow(grid[0].numpy(), cmap="gray", vmin=0, vmax=1)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)

@@ -1,0 +1,181 @@
+"""Data, cache, seeding, profiles and the regeneration harness."""
+
+import os
+
+import nbformat
+import pytest
+import torch
+
+from helpers import cache, config, data, profiles
+from helpers.models import ConvNet, LeNet, MnistNet, Normalized
+from helpers.regenerate import strip_volatile
+from helpers.training import evaluate, fit
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    return data.load("fashion", train=True)
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion"])
+@pytest.mark.parametrize("train,n", [(True, 60000), (False, 10000)])
+def test_split_shapes_and_normalisation(name, train, n):
+    split = data.load(name, train)
+    assert split.images.shape == (n, 1, 28, 28) and split.images.dtype == torch.float32
+    assert split.labels.shape == (n,) and split.labels.dtype == torch.int64
+    assert set(split.labels.unique().tolist()) == set(range(10))
+    assert abs(split.images.mean().item()) < 0.02 and abs(split.images.std().item() - 1) < 0.02
+    pixels = split.pixels()
+    assert pixels.min() >= 0 and pixels.max() <= 1
+    assert torch.allclose(data.normalize(pixels, name), split.images, atol=1e-5)
+
+
+def test_fashion_is_balanced(fashion):
+    assert fashion.labels.bincount().tolist() == [6000] * 10
+
+
+def test_stratified_subset_is_balanced_and_deterministic():
+    mnist = data.load("mnist", True)
+    a, b = data.stratified_subset(mnist, 30000, seed=1), data.stratified_subset(mnist, 30000, seed=1)
+    assert a.labels.bincount().tolist() == [3000] * 10
+    assert torch.equal(a.images, b.images)
+    assert not torch.equal(a.labels, data.stratified_subset(mnist, 30000, seed=2).labels)
+    with pytest.raises(ValueError):
+        data.stratified_subset(mnist, 30001, seed=1)
+
+
+def test_class_sampling(fashion):
+    g = torch.Generator().manual_seed(0)
+    imgs = fashion.sample_class(3, 50, g)
+    idx = fashion.class_indices(3)
+    # every sampled image is an image of class 3
+    matches = (imgs.flatten(1)[:, None, :] == fashion.images[idx].flatten(1)[None]).all(-1).any(-1)
+    assert matches.all()
+    images, labels = data.random_per_class(fashion, 5, seed=0)
+    assert images.shape == (50, 1, 28, 28) and labels.bincount().tolist() == [5] * 10
+
+
+def test_missing_data_message(tmp_path, monkeypatch):
+    monkeypatch.setenv(config.DATA_ROOT_ENV, str(tmp_path))
+    monkeypatch.setattr(data.DATASETS["mnist"][0], "download", lambda self: (_ for _ in ()).throw(OSError("offline")))
+    data.load.cache_clear()
+    try:
+        with pytest.raises(data.DatasetMissing, match="(?s)train-images-idx3-ubyte.*DC_DATA_ROOT"):
+            data.load("mnist", True)
+    finally:
+        data.load.cache_clear()
+    with pytest.raises(ValueError, match="valid: mnist, fashion"):
+        data.load("cifar10")
+
+
+def test_cache_key_is_stable_and_order_free():
+    assert cache.config_key({"a": 1, "b": [1, 2]}) == cache.config_key({"b": [1, 2], "a": 1})
+    assert cache.config_key({"a": 1}) != cache.config_key({"a": 2})
+    # known answer: keys must not change between versions, or every cache is invalidated
+    assert cache.config_key({"ipc": 10, "method": "dc"}) == "c8ff87189accd964"
+
+
+def test_cache_builds_once_and_returns_identical_tensors(tmp_path):
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"x": torch.randn(3, 4), "meta": [1.0, 2.0]}
+
+    first = cache.load_or_build("thing", {"k": 1}, build, root=tmp_path)
+    second = cache.load_or_build("thing", {"k": 1}, build, root=tmp_path)
+    assert len(calls) == 1 and torch.equal(first["x"], second["x"]) and second["meta"] == [1.0, 2.0]
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    path = tmp_path / "a.pt"
+    cache.atomic_save({"v": torch.ones(2)}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        cache.atomic_save({"v": Unpicklable()}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["v"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]  # no temporary left behind
+
+
+def test_corrupt_cache_is_reported_kept_and_rebuilt(tmp_path):
+    path = cache.cache_path("thing", {"k": 2}, tmp_path)
+    path.write_bytes(b"not a torch file")
+    with pytest.warns(UserWarning, match="unreadable"):
+        value = cache.load_or_build("thing", {"k": 2}, lambda: torch.zeros(2), root=tmp_path)
+    assert torch.equal(value, torch.zeros(2))
+    assert path.with_suffix(".corrupt").read_bytes() == b"not a torch file"
+    assert torch.equal(cache.load_or_build("thing", {"k": 2}, lambda: torch.ones(2), root=tmp_path), torch.zeros(2))
+
+
+def test_seeding_is_deterministic(fashion):
+    def run():
+        config.seed_everything(7)
+        model = ConvNet(width=16)
+        hist = fit(model, fashion.images[:64], fashion.labels[:64], epochs=2, lr=0.01, batch_size=32, seed=7)
+        return hist["step_loss"], model.classifier.weight.detach().clone()
+
+    (loss_a, w_a), (loss_b, w_b) = run(), run()
+    assert loss_a == loss_b and torch.equal(w_a, w_b)
+
+
+def test_training_learns_and_reports(fashion):
+    config.seed_everything(0)
+    model = ConvNet(width=32)
+    x, y = fashion.images[:2000], fashion.labels[:2000]
+    hist = fit(model, x, y, epochs=3, lr=0.01, batch_size=128, eval_sets={"train": (x, y)})
+    last = hist["epochs"][-1]
+    assert last["train_acc"] > 0.6 and len(hist["step_loss"]) == 3 * 16
+    assert evaluate(model, x, y)[0] == pytest.approx(last["train_acc"])
+
+
+@pytest.mark.parametrize("net,features", [(ConvNet, 2048), (LeNet, None), (MnistNet, None)])
+def test_model_shapes(net, features):
+    model = net()
+    assert model(torch.randn(5, 1, 28, 28)).shape == (5, 10)
+    if features:
+        assert model.embed(torch.randn(5, 1, 28, 28)).shape == (5, features)
+
+
+def test_normalized_wrapper():
+    inner = torch.nn.Flatten()
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.allclose(Normalized(inner, 0.5, 0.25)(x), ((x - 0.5) / 0.25).flatten(1))
+
+
+def test_profile_validation():
+    assert profiles.budget("smoke", "datasets").grid_per_class > 0
+    assert profiles.budget("default", "datasets", grid_per_class=3).grid_per_class == 3
+    with pytest.raises(ValueError, match="unknown profile 'fast'; valid: default, paper, smoke"):
+        profiles.budget("fast", "datasets")
+    with pytest.raises(ValueError, match="valid"):
+        profiles.budget("smoke", "no_section")
+    with pytest.raises(ValueError, match="grid_per_class"):
+        profiles.budget("smoke", "datasets", grid_per_clas=3)
+
+
+def test_every_profile_has_the_same_sections_and_keys():
+    reference = profiles.PROFILES[profiles.DEFAULT_PROFILE]
+    for name, sections in profiles.PROFILES.items():
+        assert sections.keys() == reference.keys(), name
+        for section, settings in sections.items():
+            assert settings.keys() == reference[section].keys(), (name, section)
+
+
+def test_strip_volatile_collapses_progress_and_drops_timestamps():
+    nb = nbformat.v4.new_notebook(metadata={"papermill": {"start_time": "x"}})
+    cell = nbformat.v4.new_code_cell("1", metadata={"papermill": {"duration": 1}, "execution": {}})
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text="a  0%\ra 50%\ra100%\nnext\n")]
+    nb.cells.append(cell)
+    out = strip_volatile(nb)
+    assert "papermill" not in out.metadata and "papermill" not in out.cells[0].metadata
+    assert out.cells[0].outputs[0]["text"] == "a100%\nnext\n"
+
+
+def test_device_is_cpu_without_cuda():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert config.device().type == expected
+    assert os.fspath(config.cache_dir())  # resolvable

@@ -8,7 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import device
+from . import models
+from .cache import load_or_build
+from .config import device, seed_everything
 from .progress import progress
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -74,3 +76,43 @@ def fit(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, epochs
             model.train()
         history["epochs"].append(record)
     return history
+
+
+def train_models(images: torch.Tensor, labels: torch.Tensor, *, arch: str, n_models: int, epochs: int,
+                 tag: dict, test: tuple[torch.Tensor, torch.Tensor], seed: int = 0, lr: float = 0.01,
+                 momentum: float = 0.9, weight_decay: float = 5e-4, batch_size: int = 256,
+                 decay_at: tuple[float, ...] = (0.5,), eval_every: int | None = None,
+                 arch_kwargs: dict | None = None) -> list[dict]:
+    """Train `n_models` freshly initialised `arch` networks (seeds seed, seed+1, ...) on
+    (images, labels), each cached on disk: `tag` must identify the training data (e.g.
+    {"data": "dc", "ipc": 10, "profile": "default"}); the hyperparameters join the key.
+
+    Returns per model {"seed", "test_acc", "test_loss", "history", "state_dict"}, where
+    history is `fit`'s, evaluated on `test` every `eval_every` epochs (default: only the last).
+    """
+    arch_kwargs = arch_kwargs or {}
+    settings = {"arch": arch, "arch_kwargs": arch_kwargs, "epochs": epochs, "lr": lr, "momentum": momentum,
+                "weight_decay": weight_decay, "batch_size": batch_size, "decay_at": list(decay_at),
+                "eval_every": eval_every or epochs}
+    results = []
+    for s in range(seed, seed + n_models):
+        def build(s=s):
+            seed_everything(s)
+            model = models.build(arch, **arch_kwargs)
+            history = fit(model, images, labels, epochs=epochs, lr=lr, momentum=momentum,
+                          weight_decay=weight_decay, batch_size=batch_size, decay_at=decay_at, seed=s,
+                          eval_sets={"test": test}, eval_every=eval_every or epochs,
+                          desc=f"{arch} seed {s}")
+            last = history["epochs"][-1]
+            return {"seed": s, "test_acc": last["test_acc"], "test_loss": last["test_loss"],
+                    "history": history, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}
+
+        results.append(load_or_build("model", {"tag": tag, "seed": s, **settings}, build))
+    return results
+
+
+def load_model(arch: str, state_dict: dict, arch_kwargs: dict | None = None) -> nn.Module:
+    """A network of `arch` with the given weights, in eval mode on the default device."""
+    model = models.build(arch, **(arch_kwargs or {}))
+    model.load_state_dict(state_dict)
+    return model.to(device()).eval()

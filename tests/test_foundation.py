@@ -179,3 +179,17 @@ def test_device_is_cpu_without_cuda():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert config.device().type == expected
     assert os.fspath(config.cache_dir())  # resolvable
+
+
+def test_train_models_caches_each_model(fashion):
+    from helpers.training import load_model, train_models
+
+    x, y = fashion.images[:200], fashion.labels[:200]
+    kw = dict(arch="lenet", n_models=2, epochs=2, tag={"data": "test-subset"}, test=(x, y), batch_size=50)
+    first = train_models(x, y, **kw)
+    again = train_models(x, y, **kw)
+    assert [r["seed"] for r in first] == [0, 1]
+    assert first[0]["test_acc"] == again[0]["test_acc"]
+    assert first[0]["test_acc"] != first[1]["test_acc"] or first[0]["test_loss"] != first[1]["test_loss"]
+    model = load_model("lenet", again[1]["state_dict"])
+    assert evaluate(model, x, y)[0] == pytest.approx(first[1]["test_acc"])

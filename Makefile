@@ -1,4 +1,5 @@
-# Two entry points (see README): `make report` regenerates everything, `make test` tests.
+# Two entry points (see README): `make report` regenerates everything (notebooks, figures,
+# tables, report/index.html), `make test` lints and tests.
 PYTHON ?= python3
 VENV ?= $(HOME)/.venvs/dc-robustness
 PY := $(VENV)/bin/python
@@ -17,6 +18,7 @@ setup: $(VENV)/.requirements-installed
 
 report: setup
 	$(PY) -m helpers.regenerate --profile $(PROFILE)
+	$(PY) -m helpers.report
 
 lint: setup
 	$(PY) -m ruff check .

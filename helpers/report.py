@@ -1,6 +1,10 @@
-"""The report for readers without Jupyter: one HTML page built from the executed notebooks.
+"""The report for readers: README blocks generated from the results tables, and one HTML
+page built from the executed notebooks.
 
-    python -m helpers.report            # -> report/index.html (git-ignored build output)
+    python -m helpers.report    # refresh README.md's generated blocks, write report/index.html
+
+README.md holds blocks between `<!-- BEGIN name -->` and `<!-- END name -->`; each is
+rewritten from the CSVs in results/, so no number in them is typed by hand.
 """
 
 from __future__ import annotations
@@ -11,10 +15,39 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 from nbconvert import HTMLExporter
 
-from .config import REPO_ROOT
+from .config import REPO_ROOT, results_dir
 from .regenerate import notebooks
+
+README = REPO_ROOT / "README.md"
+
+
+def _csv(name: str) -> pd.DataFrame | None:
+    path = results_dir() / f"{name}.csv"
+    return pd.read_csv(path) if path.exists() else None
+
+
+def timings_block() -> str:
+    df = _csv("timings_default")
+    if df is None:
+        return "_Not generated yet: run `make report`._"
+    rows = ["| notebook | wall time (min) | device | threads |", "|---|---:|---|---:|"]
+    rows += [f"| `{r.notebook}` | {r.seconds / 60:.1f} | {r.device} | {r.cpu_threads} |" for r in df.itertuples()]
+    rows.append(f"| **all** | **{df.seconds.sum() / 60:.1f}** | | |")
+    return "\n".join(rows)
+
+
+BLOCKS = {"timings": timings_block}
+
+
+def fill_readme(text: str) -> str:
+    """`text` with every generated block rewritten from the current results."""
+    for name, make in BLOCKS.items():
+        pattern = re.compile(rf"(<!-- BEGIN {name} -->).*?(<!-- END {name} -->)", flags=re.S)
+        text = pattern.sub(lambda m, make=make: f"{m.group(1)}\n{make()}\n{m.group(2)}", text)
+    return text
 
 
 def _title(nb: nbformat.NotebookNode, fallback: str) -> str:
@@ -61,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "report" / "index.html")
     args = parser.parse_args(argv)
-    print(f"wrote {render(args.out)}")
+    README.write_text(fill_readme(README.read_text(encoding="utf-8")), encoding="utf-8")
+    print(f"refreshed {README.name}; wrote {render(args.out)}")
     return 0
 
 

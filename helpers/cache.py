@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -51,16 +52,25 @@ def load_or_build(name: str, config: dict, build: Callable[[], Any], root: Path 
 
     Values must be what `torch.load(weights_only=True)` accepts: tensors, state_dicts,
     and dicts/lists of numbers and strings. An unreadable cache file is moved aside to
-    `*.corrupt` (never silently used, never deleted) and the value is rebuilt.
+    `*.corrupt` (never silently used, never deleted) and the value is rebuilt. A lock
+    file makes a second process asking for the same artifact wait for the first one's
+    build instead of repeating it (notebooks run side by side).
     """
     path = cache_path(name, config, root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _load_or_build_locked(path, config, build)
+
+
+def _load_or_build_locked(path: Path, config: dict, build: Callable[[], Any]) -> Any:
     if path.exists():
         try:
             return _load(path, config)
         except Exception as err:
             bad = path.with_suffix(".corrupt")
             warnings.warn(f"cache file {path} is unreadable ({err}); moved to {bad.name}, rebuilding",
-                          stacklevel=2)
+                          stacklevel=3)
             os.replace(path, bad)
     value = build()
     atomic_save({"config": config, "value": value}, path)

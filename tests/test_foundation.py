@@ -193,3 +193,21 @@ def test_train_models_caches_each_model(fashion):
     assert first[0]["test_acc"] != first[1]["test_acc"] or first[0]["test_loss"] != first[1]["test_loss"]
     model = load_model("lenet", again[1]["state_dict"])
     assert evaluate(model, x, y)[0] == pytest.approx(first[1]["test_acc"])
+
+
+def test_concurrent_builders_build_once(tmp_path):
+    """Two processes asking for the same artifact: the second waits and loads the first's."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, time, torch\n"
+        "from pathlib import Path\n"
+        "from helpers.cache import load_or_build\n"
+        "def build():\n"
+        "    Path(sys.argv[1], 'built-' + sys.argv[2]).touch(); time.sleep(1.5); return torch.ones(1)\n"
+        "load_or_build('shared', {'k': 1}, build, root=Path(sys.argv[1]))\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path), str(i)]) for i in range(2)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    assert len(list(tmp_path.glob("built-*"))) == 1

@@ -39,7 +39,8 @@ def fit(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, epochs
         momentum: float = 0.9, weight_decay: float = 5e-4, nesterov: bool = False,
         batch_size: int = 256, decay_at: tuple[float, ...] = (0.5,), seed: int = 0,
         loss_fn: LossFn = F.cross_entropy, eval_sets: dict | None = None, eval_every: int = 1,
-        desc: str = "train") -> dict:
+        desc: str = "train", on_epoch: Callable[[int, nn.Module], None] | None = None,
+        optimizer: str = "sgd") -> dict:
     """Train `model` in place with SGD; the learning rate drops x0.1 at each fraction of
     `decay_at` (DC's protocol: one drop at the midpoint).
 
@@ -47,11 +48,16 @@ def fit(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, epochs
     cache-friendly history: `step_loss` (per iteration) and `epochs`, a list of per-epoch
     records with the mean training loss and, every `eval_every` epochs and at the end,
     (accuracy, loss) on each of `eval_sets` ({name: (images, labels)}).
+    `on_epoch(epoch, model)` is called after each epoch's record (checkpoints). `optimizer`
+    "adam" uses Adam (momentum and nesterov ignored) instead of SGD.
     """
     dev = device()
     model.to(dev).train()
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
-                          weight_decay=weight_decay, nesterov=nesterov)
+    if optimizer not in ("sgd", "adam"):
+        raise ValueError(f"unknown optimizer {optimizer!r}; valid: sgd, adam")
+    opt = (torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay) if optimizer == "adam" else
+           torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
+                           weight_decay=weight_decay, nesterov=nesterov))
     milestones = sorted({round(epochs * f) for f in decay_at if 0 < round(epochs * f) < epochs})
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones, gamma=0.1)
     g = torch.Generator().manual_seed(seed)
@@ -75,6 +81,8 @@ def fit(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, epochs
                 record[f"{name}_acc"], record[f"{name}_loss"] = evaluate(model, x, y)
             model.train()
         history["epochs"].append(record)
+        if on_epoch is not None:  # e.g. keep a checkpoint: on_epoch(epoch, model)
+            on_epoch(epoch, model)
     return history
 
 

@@ -1,0 +1,57 @@
+"""Defensive distillation: the temperature softmax, the student's targets, the protocol's checks."""
+
+import math
+
+import pytest
+import torch
+
+from helpers import distillation
+
+
+def test_temperature_softmax_matches_closed_form():
+    z = torch.tensor([[2.0, -1.0, 0.5], [100.0, 0.0, -50.0]])
+    for t in (1.0, 2.5, 100.0):
+        p = distillation.softmax_t(z, t)
+        for row in range(len(z)):
+            expected = [math.exp(v / t) / sum(math.exp(u / t) for u in z[row].tolist()) for v in z[row].tolist()]
+            assert p[row].tolist() == pytest.approx(expected, rel=1e-5, abs=1e-7)
+    # high temperature flattens towards uniform, T -> 0 towards one-hot
+    assert distillation.softmax_t(z, 1e6)[0].tolist() == pytest.approx([1 / 3] * 3, abs=1e-5)
+    with pytest.raises(ValueError, match="positive"):
+        distillation.softmax_t(z, 0)
+
+
+def test_tempered_wrapper_divides_logits():
+    net = torch.nn.Linear(4, 3)
+    x = torch.randn(5, 4)
+    assert torch.allclose(distillation.Tempered(net, 50)(x), net(x) / 50)
+
+
+def test_student_targets_are_distributions():
+    torch.manual_seed(0)
+    teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 10))
+    with torch.no_grad():
+        teacher[1].weight.mul_(500)  # huge logits, as a distilled teacher has
+    targets = distillation.soft_labels(teacher, torch.rand(64, 1, 4, 4), temperature=100)
+    assert targets.shape == (64, 10)
+    assert (targets >= 0).all()
+    assert torch.allclose(targets.sum(1), torch.ones(64), atol=1e-5)
+    assert targets.max(1).values.mean() < 1  # soft, not one-hot
+
+
+def test_bad_requests_fail_fast():
+    with pytest.raises(ValueError, match="temperature 1"):
+        distillation.trained("smoke", "undistilled", 50, 2)
+    with pytest.raises(ValueError, match="valid"):
+        distillation.trained("smoke", "teacher", 50, 7)
+    with pytest.raises(ValueError, match="valid"):
+        distillation.trained("smoke", "pupil", 50, 2)
+
+
+def test_splits_are_disjoint_and_stratified():
+    s = distillation.mnist_splits(600, 200, seed=0)
+    (xt, yt), (xv, yv), (_, ys) = s["train"], s["val"], s["test"]
+    assert yt.bincount().tolist() == [60] * 10 and yv.bincount().tolist() == [20] * 10
+    assert len(ys) == 10000 and 0 <= xt.min() and xt.max() <= 1
+    flat_t, flat_v = xt.flatten(1), xv.flatten(1)
+    assert not any(bool((flat_t == v).all(1).any()) for v in flat_v[:50])

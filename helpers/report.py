@@ -39,7 +39,22 @@ def timings_block() -> str:
     return "\n".join(rows)
 
 
-BLOCKS = {"timings": timings_block}
+def distillation_block() -> str:
+    df = _csv("distillation")
+    if df is None:
+        return "_Not generated yet: run notebook 04._"
+    acc = df.pivot_table(index="model", columns="epochs", values="test_acc", sort=False)
+    logits = df[df.epochs == df.epochs.max()].set_index("model").mean_l1_logits
+    rows = ["| model | " + " | ".join(f"test acc., {e} epochs (%)" for e in acc.columns)
+            + " | mean L1 logit norm |", "|---|" + "---:|" * (len(acc.columns) + 1)]
+    rows += [f"| {model} | " + " | ".join(f"{100 * a:.2f}" for a in accs) + f" | {logits[model]:.0f} |"
+             for model, accs in acc.iterrows()]
+    rows.append(f"\n{df.n_train.iloc[0]} MNIST training images, {df.seed.nunique()} seed(s) per model, "
+                "from `results/distillation.csv`.")
+    return "\n".join(rows)
+
+
+BLOCKS = {"timings": timings_block, "distillation": distillation_block}
 
 
 def fill_readme(text: str) -> str:

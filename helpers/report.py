@@ -54,7 +54,21 @@ def distillation_block() -> str:
     return "\n".join(rows)
 
 
-BLOCKS = {"timings": timings_block, "distillation": distillation_block}
+def cw_block() -> str:
+    cw, fgsm = _csv("cw"), _csv("cw_fgsm")
+    if cw is None or fgsm is None:
+        return "_Not generated yet: run notebook 05._"
+    eps = fgsm.eps.max()
+    fgsm_acc = fgsm[fgsm.eps == eps].set_index("model").accuracy
+    rows = ["| model | attack | images | success (%) | mean L2 | mean L0 (pixels) | mean L-inf |"
+            f" FGSM acc. at eps {eps:g} (%) |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    rows += [f"| {r.model} | {r.attack} | {r.images} | {100 * r.success_rate:.0f} | {r.mean_l2:.2f} | "
+             f"{r.mean_l0:.0f} | {r.mean_linf:.2f} | {100 * fgsm_acc[r.model]:.1f} |" for r in cw.itertuples()]
+    rows.append("\nFrom `results/cw.csv` and `results/cw_fgsm.csv`; distances on the [0, 1] pixel scale.")
+    return "\n".join(rows)
+
+
+BLOCKS = {"timings": timings_block, "distillation": distillation_block, "cw": cw_block}
 
 
 def fill_readme(text: str) -> str:

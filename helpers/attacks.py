@@ -24,12 +24,17 @@ ATTACKS = ("fgsm", "pgd")
 
 
 @contextmanager
-def _eval_mode(model: nn.Module):
-    was_training = model.training
+def frozen(model: nn.Module):
+    """Eval mode and no parameter gradients while attacking; both restored afterwards."""
+    was_training, flags = model.training, [p.requires_grad for p in model.parameters()]
     model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
     try:
         yield model
     finally:
+        for p, flag in zip(model.parameters(), flags):
+            p.requires_grad_(flag)
         model.train(was_training)
 
 
@@ -55,7 +60,7 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torc
     _check(x, eps)
     if eps == 0:
         return x.detach().clone()
-    with _eval_mode(model):
+    with frozen(model):
         _, grad = input_gradient(model, x, y)
     return (x.detach() + eps * grad.sign()).clamp(0, 1)
 
@@ -80,7 +85,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: i
     if random_start:
         noise = torch.rand(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
         adv = torch.max(torch.min(x0 + eps * (2 * noise - 1), hi), lo)
-    with _eval_mode(model):
+    with frozen(model):
         for _ in range(steps):
             _, grad = input_gradient(model, adv, y)
             adv = torch.max(torch.min(adv + step_size * grad.sign(), hi), lo)
@@ -115,7 +120,7 @@ def evaluate_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_valu
     examples = {e: {"adv": [], "pred": []} for e in eps_values}
     clean_pred = torch.empty(len(x), dtype=torch.long)
     batches = range(0, len(x), batch_size)
-    with _eval_mode(model):
+    with frozen(model):
         for i in progress(batches, desc=desc or attack) if desc else batches:
             xb, yb = x[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev)
             with torch.no_grad():

@@ -10,11 +10,11 @@ the same width, so their numbers compare directly).
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 import torch
 from torch import nn
 
+from .attacks import frozen
 from .progress import progress
 
 CHANGED = 1e-4  # a pixel counts as changed (L0) when |delta| exceeds this (C&W's L0 code uses .0001)
@@ -43,21 +43,6 @@ def _distances(adv: torch.Tensor, x0: torch.Tensor, ok: torch.Tensor) -> dict:
     pick = lambda v: torch.where(ok, v, nan)  # noqa: E731
     return {"l2": pick(delta.norm(dim=1)), "linf": pick(delta.abs().amax(1)),
             "l0": pick((delta.abs() > CHANGED).sum(1).float())}
-
-
-@contextmanager
-def _frozen(model: nn.Module):
-    """Eval mode and no parameter gradients for the attack; both restored afterwards."""
-    was_training, flags = model.training, [p.requires_grad for p in model.parameters()]
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for p, flag in zip(model.parameters(), flags):
-            p.requires_grad_(flag)
-        model.train(was_training)
 
 
 def _to_w(x: torch.Tensor) -> torch.Tensor:
@@ -140,7 +125,7 @@ def cw_l2(model: nn.Module, x0: torch.Tensor, label: torch.Tensor, *, targeted: 
     start = x0 if start is None else start
     parts = []
     chunks = range(0, len(x0), batch_size)
-    with _frozen(model):
+    with frozen(model):
         for i in (progress(chunks, desc=desc) if desc else chunks):
             sl = slice(i, i + batch_size)
             parts.append(_attack_batch(model, x0[sl], label[sl], targeted=targeted, kappa=kappa, c_init=c_init[sl],
@@ -152,7 +137,7 @@ def cw_l2(model: nn.Module, x0: torch.Tensor, label: torch.Tensor, *, targeted: 
 def _margin_gradient(model: nn.Module, x: torch.Tensor, label: torch.Tensor, kappa: float,
                      targeted: bool) -> torch.Tensor:
     x = x.clone().requires_grad_(True)
-    with _frozen(model):
+    with frozen(model):
         (grad,) = torch.autograd.grad(margin(model(x), label, kappa, targeted).sum(), x)
     return grad
 

@@ -10,6 +10,7 @@ import seaborn as sns
 import torch
 from IPython import get_ipython
 from IPython.display import display
+from matplotlib.colors import to_hex
 from torchvision.utils import make_grid
 
 from .config import figures_dir, results_dir
@@ -29,6 +30,20 @@ CONDITION_COLORS = {
     "poisoned full": "#9467bd",
     "clean full": "#222222",
 }
+
+
+def distillation_colors(specs: list[tuple[str, str, float]]) -> dict[str, str]:
+    """A colour per network of the distillation study, given `(name, role, temperature)`:
+    each role keeps its colour from `CONDITION_COLORS`, shaded from light (lowest T) to dark
+    (highest T) so that networks at different temperatures stay apart in one plot."""
+    colors = {}
+    for role in dict.fromkeys(r for _, r, _ in specs):
+        members = sorted((t, name) for name, r, t in specs if r == role)
+        base = CONDITION_COLORS[role]
+        shades = (sns.blend_palette([sns.set_hls_values(base, l=0.65), base, sns.set_hls_values(base, l=0.22)],
+                                    n_colors=len(members)) if len(members) > 1 else [base])
+        colors.update({name: to_hex(shade) for (_, name), shade in zip(members, shades)})
+    return colors
 
 
 def set_style() -> None:

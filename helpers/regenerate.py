@@ -22,7 +22,7 @@ import pandas as pd
 import papermill as pm
 import torch
 
-from .config import NOTEBOOKS_DIR, device, results_dir
+from .config import NOTEBOOKS_DIR, REPO_ROOT, device, results_dir
 from .plotting import save_table
 from .profiles import DEFAULT_PROFILE, PROFILES
 from .progress import BATCH_ENV
@@ -68,6 +68,9 @@ def execute(notebook: Path, output: Path, profile: str, **parameters) -> None:
         raise ValueError(f"{notebook.name} has no parameter(s) {sorted(unknown)}; "
                          f"valid: {sorted(declared)}")
     os.environ[BATCH_ENV] = "1"
+    # The kernel imports this checkout's helpers even when the shared venv's editable
+    # install points at another clone.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
     pm.execute_notebook(str(notebook), str(output), parameters={"profile": profile, **parameters},
                         kernel_name="python3", cwd=str(notebook.parent), progress_bar=False)
     nb = nbformat.read(output, as_version=4)

@@ -18,6 +18,7 @@ import nbformat
 import pandas as pd
 from nbconvert import HTMLExporter
 
+from .condensation import PAPER_ACCURACY
 from .config import REPO_ROOT, results_dir
 from .regenerate import notebooks
 
@@ -36,6 +37,74 @@ def timings_block() -> str:
     rows = ["| notebook | wall time (min) | device | threads |", "|---|---:|---|---:|"]
     rows += [f"| `{r.notebook}` | {r.seconds / 60:.1f} | {r.device} | {r.cpu_threads} |" for r in df.itertuples()]
     rows.append(f"| **all** | **{df.seconds.sum() / 60:.1f}** | | |")
+    return "\n".join(rows)
+
+
+def _pm(mean: float, std: float, scale: float = 1.0, digits: int = 1) -> str:
+    std = 0.0 if pd.isna(std) else std
+    return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
+
+
+def condensation_block() -> str:
+    df = _csv("condensation_eval")
+    if df is None:
+        return "_Not generated yet: run notebook 02._"
+    whole = df[df.method == "whole dataset"].iloc[0]
+    small = df[df.method != "whole dataset"]
+    rows = ["| ipc | condensed: method, init | condensed (%) | random real (%) | evaluation epochs | models |"
+            " condensed, % of whole | paper DC (%) | paper random (%) |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for ipc, part in small.groupby("ipc", sort=True):
+        c, r = part[part.method != "random real"].iloc[0], part[part.method == "random real"].iloc[0]
+        paper_dc, paper_random = PAPER_ACCURACY[("DC", ipc)], PAPER_ACCURACY[("random real", ipc)]
+        rows.append(f"| {ipc:.0f} | {c.method}, {c.init} | {_pm(c['mean'], c['std'])} | {_pm(r['mean'], r['std'])} | "
+                    f"{c.epochs} | {c.n_models} | {100 * c['mean'] / whole['mean']:.0f} | "
+                    f"{paper_dc[0]} ± {paper_dc[1]} | {paper_random[0]} |")
+    rows.append(f"\nWhole training set (upper bound): {_pm(whole['mean'], whole['std'])} % ({whole.n_models} "
+                f"model(s), {whole.epochs} epoch(s); paper {PAPER_ACCURACY[('whole dataset', None)][0]}, 300 "
+                "epochs). Mean ± std over independently initialised ConvNets, full 10k test set, from "
+                "`results/condensation_eval.csv`.")
+    return "\n".join(rows)
+
+
+FGSM_EPS = (0.0, 0.1, 0.2, 0.3)
+
+
+def fgsm_block() -> str:
+    df = _csv("fgsm")
+    if df is None:
+        return "_Not generated yet: run notebook 03._"
+    df = df[df.eps.round(6).isin(FGSM_EPS)]
+    summary = (df.groupby(["arch", "attack", "label", "eps"], sort=False)
+               .agg(acc=("accuracy", "mean"), std=("accuracy", "std"), n=("accuracy", "size"),
+                    images=("test_images", "first"), steps=("steps", "first")).reset_index())
+    eps = sorted(summary.eps.unique())
+    rows = ["| model | trained on | attack | " + " | ".join(f"eps {e:g}" for e in eps) + " | models | test images |",
+            "|---|---|---|" + "---:|" * (len(eps) + 2)]
+    for (arch, attack, label), part in summary.groupby(["arch", "attack", "label"], sort=False):
+        part = part.set_index("eps")
+        name = attack.upper() + ("" if attack == "fgsm" else f" ({part.steps.iloc[0]} steps)")
+        rows.append(f"| {arch} | {label} | {name} | " + " | ".join(_pm(part.acc[e], part['std'][e], 100) for e in eps)
+                    + f" | {part.n.min()} | {part.images.iloc[0]} |")
+    rows.append("\nAccuracy under attack (%, mean ± std over models), eps in [0, 1] pixel units; eps 0 is the "
+                "clean accuracy. From `results/fgsm.csv` (all eps there).")
+    return "\n".join(rows)
+
+
+def backdoor_block() -> str:
+    df = _csv("backdoor")
+    if df is None:
+        return "_Not generated yet: run notebook 06._"
+    summary = (df.assign(ipc=df.ipc.fillna(0).astype(int))
+               .groupby(["arch", "condition", "ipc", "rate"], sort=False)
+               .agg(cta=("cta", "mean"), cta_std=("cta", "std"), asr=("asr", "mean"), asr_std=("asr", "std"),
+                    n=("asr", "size")).reset_index())
+    rows = ["| model | condition | ipc | poison rate (%) | clean accuracy (%) | attack success (%) | models |",
+            "|---|---|---:|---:|---:|---:|---:|"]
+    rows += [f"| {r.arch} | {r.condition} | {r.ipc or 'all'} | {100 * r.rate:g} | {_pm(r.cta, r.cta_std, 100)} | "
+             f"{_pm(r.asr, r.asr_std, 100)} | {r.n} |" for r in summary.itertuples()]
+    rows.append("\nMean ± std over models (and condensation seeds), full 10k test set; attack success on the "
+                "triggered test images whose class is not the target. From `results/backdoor.csv`.")
     return "\n".join(rows)
 
 
@@ -68,7 +137,8 @@ def cw_block() -> str:
     return "\n".join(rows)
 
 
-BLOCKS = {"timings": timings_block, "distillation": distillation_block, "cw": cw_block}
+BLOCKS = {"timings": timings_block, "condensation": condensation_block, "fgsm": fgsm_block,
+          "backdoor": backdoor_block, "distillation": distillation_block, "cw": cw_block}
 
 
 def fill_readme(text: str) -> str:

@@ -1,11 +1,14 @@
 """Defensive distillation: the temperature softmax, the student's targets, the protocol's checks."""
 
+import colorsys
 import math
 
 import pytest
 import torch
+from matplotlib.colors import to_rgb
 
 from helpers import distillation
+from helpers.plotting import CONDITION_COLORS, distillation_colors
 
 
 def test_temperature_softmax_matches_closed_form():
@@ -55,3 +58,13 @@ def test_splits_are_disjoint_and_stratified():
     assert len(ys) == 10000 and 0 <= xt.min() and xt.max() <= 1
     flat_t, flat_v = xt.flatten(1), xv.flatten(1)
     assert not any(bool((flat_t == v).all(1).any()) for v in flat_v[:50])
+
+
+def test_each_network_has_its_own_colour_in_its_role_hue():
+    specs = distillation.model_specs("default")
+    colors = distillation_colors(specs)
+    assert set(colors) == {name for name, _, _ in specs}
+    assert len(set(colors.values())) == len(colors)
+    for name, role, _ in specs:  # shades of the role's colour: same hue
+        assert colorsys.rgb_to_hls(*to_rgb(colors[name]))[0] == pytest.approx(
+            colorsys.rgb_to_hls(*to_rgb(CONDITION_COLORS[role]))[0], abs=0.02)

@@ -41,7 +41,8 @@ PROFILES: dict[str, dict[str, dict]] = {
                     "dropout": 0.5},
         "cw": {"n_images": 4, "batch_size": 100, "search_steps": 2, "max_iter": 10, "all_targets": True,
                "l0_images": 2, "l0_first_search_steps": 2, "l0_search_steps": 1, "l0_max_iter": 5,
-               "freeze_fraction": 0.5, "l0_max_rounds": 2, "fgsm_eps": [0.1, 0.3], "fgsm_images": 100, "seed": 0},
+               "l0_lr": 0.1, "freeze_fraction": 0.5, "l0_max_rounds": 2, "fgsm_eps": [0.1, 0.3],
+               "fgsm_images": 100, "seed": 0},
     },
     "default": {
         "fgsm": {"seeds": 3, "ipcs": [10, 50], "eps": [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3], "lenet_full_epochs": 4,
@@ -71,9 +72,9 @@ PROFILES: dict[str, dict[str, dict]] = {
                     "temperatures": [50, 80, 100], "optimizer": "adam", "lr": 1e-3, "momentum": 0.9,
                     "weight_decay": 0.0, "batch_size": 128, "dropout": 0.5},
         "cw": {"n_images": 20, "batch_size": 100, "search_steps": 5, "max_iter": 1000, "all_targets": False,
-               "l0_images": 10, "l0_first_search_steps": 5, "l0_search_steps": 3, "l0_max_iter": 300,
-               "freeze_fraction": 0.2, "l0_max_rounds": 20, "fgsm_eps": [0.05, 0.1, 0.2, 0.3], "fgsm_images": 1000,
-               "seed": 0},
+               "l0_images": 10, "l0_first_search_steps": 5, "l0_search_steps": 5, "l0_max_iter": 300,
+               "l0_lr": 0.1, "freeze_fraction": 0.05, "l0_max_rounds": 60, "fgsm_eps": [0.05, 0.1, 0.2, 0.3],
+               "fgsm_images": 1000, "seed": 0},
     },
     "paper": {
         "fgsm": {"seeds": 5, "ipcs": [10, 50], "eps": [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3], "lenet_full_epochs": 50,
@@ -105,7 +106,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                     "weight_decay": 0.0, "batch_size": 128, "dropout": 0.5},
         "cw": {"n_images": 1000, "batch_size": 1000, "search_steps": 9, "max_iter": 10000, "all_targets": True,
                "l0_images": 1000, "l0_first_search_steps": 9, "l0_search_steps": 3, "l0_max_iter": 1000,
-               "freeze_fraction": 0.05, "l0_max_rounds": 200, "fgsm_eps": [0.05, 0.1, 0.2, 0.3],
+               "l0_lr": 0.01, "freeze_fraction": 0.05, "l0_max_rounds": 200, "fgsm_eps": [0.05, 0.1, 0.2, 0.3],
                "fgsm_images": 10000, "seed": 0},
     },
 }

@@ -30,10 +30,7 @@ def _csv(name: str) -> pd.DataFrame | None:
     return pd.read_csv(path) if path.exists() else None
 
 
-def timings_block() -> str:
-    df = _csv("timings_default")
-    if df is None:
-        return "_Not generated yet: run `make report`._"
+def timings_block(df: pd.DataFrame) -> str:
     rows = ["| notebook | wall time (min) | device | threads |", "|---|---:|---|---:|"]
     rows += [f"| `{r.notebook}` | {r.seconds / 60:.1f} | {r.device} | {r.cpu_threads} |" for r in df.itertuples()]
     rows.append(f"| **all** | **{df.seconds.sum() / 60:.1f}** | | |")
@@ -45,10 +42,7 @@ def _pm(mean: float, std: float, scale: float = 1.0, digits: int = 1) -> str:
     return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
 
 
-def condensation_block() -> str:
-    df = _csv("condensation_eval")
-    if df is None:
-        return "_Not generated yet: run notebook 02._"
+def condensation_block(df: pd.DataFrame) -> str:
     whole = df[df.method == "whole dataset"].iloc[0]
     small = df[df.method != "whole dataset"]
     rows = ["| ipc | condensed: method, init | condensed (%) | random real (%) | evaluation epochs | models |"
@@ -67,38 +61,37 @@ def condensation_block() -> str:
     return "\n".join(rows)
 
 
+def _over_models(df: pd.DataFrame, keys: list[str], values: list[str]) -> pd.DataFrame:
+    """Per group of `keys` (in order of appearance): mean and `<value>_std` of each value, and n rows."""
+    groups = df.groupby(keys, sort=False)
+    out = groups[values].mean().join(groups[values].std().add_suffix("_std")).join(groups.size().rename("n"))
+    return out.reset_index()
+
+
 FGSM_EPS = (0.0, 0.1, 0.2, 0.3)
+ARCH_NAMES = {"lenet": "LeNet", "convnet": "ConvNet"}
 
 
-def fgsm_block() -> str:
-    df = _csv("fgsm")
-    if df is None:
-        return "_Not generated yet: run notebook 03._"
+def fgsm_block(df: pd.DataFrame) -> str:
     df = df[df.eps.round(6).isin(FGSM_EPS)]
-    summary = (df.groupby(["arch", "attack", "label", "eps"], sort=False)
-               .agg(acc=("accuracy", "mean"), std=("accuracy", "std"), n=("accuracy", "size"),
-                    images=("test_images", "first"), steps=("steps", "first")).reset_index())
+    summary = _over_models(df, ["arch", "attack", "label", "steps", "test_images", "eps"], ["accuracy"])
     eps = sorted(summary.eps.unique())
     rows = ["| model | trained on | attack | " + " | ".join(f"eps {e:g}" for e in eps) + " | models | test images |",
             "|---|---|---|" + "---:|" * (len(eps) + 2)]
     for (arch, attack, label), part in summary.groupby(["arch", "attack", "label"], sort=False):
         part = part.set_index("eps")
         name = attack.upper() + ("" if attack == "fgsm" else f" ({part.steps.iloc[0]} steps)")
-        rows.append(f"| {arch} | {label} | {name} | " + " | ".join(_pm(part.acc[e], part['std'][e], 100) for e in eps)
-                    + f" | {part.n.min()} | {part.images.iloc[0]} |")
+        rows.append(f"| {arch} | {label} | {name} | "
+                    + " | ".join(_pm(part.accuracy[e], part.accuracy_std[e], 100) for e in eps)
+                    + f" | {part.n.min()} | {part.test_images.iloc[0]} |")
     rows.append("\nAccuracy under attack (%, mean ± std over models), eps in [0, 1] pixel units; eps 0 is the "
                 "clean accuracy. From `results/fgsm.csv` (all eps there).")
     return "\n".join(rows)
 
 
-def backdoor_block() -> str:
-    df = _csv("backdoor")
-    if df is None:
-        return "_Not generated yet: run notebook 06._"
-    summary = (df.assign(ipc=df.ipc.fillna(0).astype(int))
-               .groupby(["arch", "condition", "ipc", "rate"], sort=False)
-               .agg(cta=("cta", "mean"), cta_std=("cta", "std"), asr=("asr", "mean"), asr_std=("asr", "std"),
-                    n=("asr", "size")).reset_index())
+def backdoor_block(df: pd.DataFrame) -> str:
+    summary = _over_models(df.assign(ipc=df.ipc.fillna(0).astype(int)), ["arch", "condition", "ipc", "rate"],
+                           ["cta", "asr"])
     rows = ["| model | condition | ipc | poison rate (%) | clean accuracy (%) | attack success (%) | models |",
             "|---|---|---:|---:|---:|---:|---:|"]
     rows += [f"| {r.arch} | {r.condition} | {r.ipc or 'all'} | {100 * r.rate:g} | {_pm(r.cta, r.cta_std, 100)} | "
@@ -108,10 +101,7 @@ def backdoor_block() -> str:
     return "\n".join(rows)
 
 
-def distillation_block() -> str:
-    df = _csv("distillation")
-    if df is None:
-        return "_Not generated yet: run notebook 04._"
+def distillation_block(df: pd.DataFrame) -> str:
     acc = df.pivot_table(index="model", columns="epochs", values="test_acc", sort=False)
     logits = df[df.epochs == df.epochs.max()].set_index("model").mean_l1_logits
     rows = ["| model | " + " | ".join(f"test acc., {e} epochs (%)" for e in acc.columns)
@@ -123,10 +113,7 @@ def distillation_block() -> str:
     return "\n".join(rows)
 
 
-def cw_block() -> str:
-    cw, fgsm = _csv("cw"), _csv("cw_fgsm")
-    if cw is None or fgsm is None:
-        return "_Not generated yet: run notebook 05._"
+def cw_block(cw: pd.DataFrame, fgsm: pd.DataFrame) -> str:
     eps = fgsm.eps.max()
     fgsm_acc = fgsm[fgsm.eps == eps].set_index("model").accuracy
     rows = ["| model | attack | images | success (%) | mean L2 | mean L0 (pixels) | mean L-inf |"
@@ -137,15 +124,93 @@ def cw_block() -> str:
     return "\n".join(rows)
 
 
-BLOCKS = {"timings": timings_block, "condensation": condensation_block, "fgsm": fgsm_block,
-          "backdoor": backdoor_block, "distillation": distillation_block, "cw": cw_block}
+def _compare(a: float, b: float, more: str, less: str, tol: float) -> str:
+    return "about as" if abs(a - b) <= tol else (more if a > b else less)
+
+
+def abstract_block(cond: pd.DataFrame, fgsm: pd.DataFrame, backdoor: pd.DataFrame, cw: pd.DataFrame,
+                   cw_fgsm: pd.DataFrame) -> str:
+    """The README's answer in four sentences, every number from the results tables."""
+    small = cond[cond.method != "whole dataset"]
+    condensed, rand = small[small.method != "random real"], small[small.method == "random real"]
+    ipcs = " / ".join(f"{i:.0f}" for i in condensed.ipc)
+    beats = (condensed["mean"].to_numpy() > rand["mean"].to_numpy()).all()
+    paper = " / ".join(f"{PAPER_ACCURACY[('DC', i)][0]}" for i in condensed.ipc)
+    lines = [f"- **Condensed sets {'beat' if beats else 'do not always beat'} random real images.** ConvNets "
+             f"trained on {ipcs} condensed images per class reach {' / '.join(f'{m:.1f}' for m in condensed['mean'])}"
+             f" % test accuracy on FashionMNIST, against {' / '.join(f'{m:.1f}' for m in rand['mean'])} % for as "
+             f"many random real images (DC's paper: {paper} %, with the full condensation and evaluation budget)."]
+    lenet = fgsm[(fgsm.arch == "LeNet") & (fgsm.attack == "pgd") & fgsm.eps.round(6).eq(0.1)]
+    means = lenet.groupby(["condition", "ipc"])[["accuracy", "success_rate"]].mean()
+    ipc = int(lenet[lenet.condition == "condensed"].ipc.min())
+    orig, cnd, rnd = means.loc[("original", 0)], means.loc[("condensed", ipc)], means.loc[("random subset", ipc)]
+    word = ("less" if cnd.success_rate < min(orig.success_rate, rnd.success_rate) - 0.01 else
+            "more" if cnd.success_rate > max(orig.success_rate, rnd.success_rate) + 0.01 else "about as")
+    lines.append(f"- **Robustness: LeNets trained on condensed data are {word} easily attacked.** PGD at eps 0.1 "
+                 f"succeeds on {100 * cnd.success_rate:.1f} % of the test images a LeNet trained on the ipc {ipc} "
+                 f"condensed set classifies correctly, against {100 * orig.success_rate:.1f} % for the whole "
+                 f"training set and {100 * rnd.success_rate:.1f} % for an equal-size random subset (accuracy under "
+                 f"attack {100 * cnd.accuracy:.1f} / {100 * orig.accuracy:.1f} / {100 * rnd.accuracy:.1f} %): "
+                 "whatever robustness they have comes with far lower clean accuracy.")
+    top = backdoor.rate.max()
+    bd = backdoor.assign(ipc=backdoor.ipc.fillna(0))
+    asr = bd[bd.rate.isin([0, top])].groupby(["arch", "condition", "ipc"]).asr.mean()
+    ipc = int(bd[bd.condition == "condensed (poisoned)"].ipc.min())
+    parts, verdicts = [], []
+    for arch in dict.fromkeys(bd.arch):
+        a = asr[arch]
+        if ("condensed (poisoned)", ipc) not in a.index:
+            continue
+        cnd, floor = a[("condensed (poisoned)", ipc)], a[("condensed (clean)", ipc)]
+        rnd = a[("random subset (poisoned)", ipc)]
+        name = ARCH_NAMES[arch]
+        verdicts.append(f"{'all but removed' if cnd - floor < 0.05 else 'weakened' if cnd < rnd - 0.05 else 'kept'}"
+                        f" for a {name}")
+        full = f"{100 * a[('poisoned full', 0)]:.1f} % on the whole poisoned set, " if ("poisoned full", 0) in a else ""
+        parts.append(f"{name}: {full}{100 * cnd:.1f} % on the set condensed from it, {100 * rnd:.1f} % on an "
+                     f"equal-size random subset of it, {100 * floor:.1f} % on a set condensed from clean data")
+    lines.append(f"- **A BadNets backdoor through condensation: {', '.join(verdicts)}.** With {100 * top:g} % of "
+                 f"the training images poisoned, the trigger's success rate (ipc {ipc}) for a " + "; for a ".join(parts)
+                 + " (the floor).")
+    l2 = cw[cw.attack == "L2 targeted (average)"].set_index("model")
+    distilled = [m for m in l2.index if m != "undistilled"]
+    eps = cw_fgsm.eps.max()
+    fg = cw_fgsm[cw_fgsm.eps == eps].set_index("model").accuracy
+    ratio = l2.loc[distilled].mean_l2.mean() / l2.loc["undistilled"].mean_l2
+    masks = ratio < 1.5 and fg[distilled].mean() - fg["undistilled"] > 0.2
+    headline = "masks gradients, it does not add robustness" if masks else "changes what the attacks need"
+    lines.append(f"- **Defensive distillation {headline}.** Carlini-Wagner L2 "
+                 f"breaks the distilled MNIST networks on {100 * l2.loc[distilled].success_rate.min():.0f} % of the "
+                 f"images with {ratio:.2f}x the "
+                 f"undistilled network's mean L2 distortion, while FGSM at eps {eps:g} leaves them "
+                 f"{100 * fg[distilled].mean():.0f} % accuracy against {100 * fg['undistilled']:.0f} % undistilled.")
+    return "\n".join(lines)
+
+
+# README block name -> (function of the results tables, the tables, what produces them)
+BLOCKS = {"abstract": (abstract_block, ["condensation_eval", "fgsm", "backdoor", "cw", "cw_fgsm"], "`make report`"),
+          "timings": (timings_block, ["timings_default"], "`make report`"),
+          "condensation": (condensation_block, ["condensation_eval"], "notebook 02"),
+          "fgsm": (fgsm_block, ["fgsm"], "notebook 03"),
+          "backdoor": (backdoor_block, ["backdoor"], "notebook 06"),
+          "distillation": (distillation_block, ["distillation"], "notebook 04"),
+          "cw": (cw_block, ["cw", "cw_fgsm"], "notebook 05")}
+
+
+def block(name: str) -> str:
+    """The generated text of README block `name`, or a note naming what produces its tables."""
+    make, tables, producer = BLOCKS[name]
+    frames = [_csv(t) for t in tables]
+    if any(f is None for f in frames):
+        return f"_Not generated yet: run {producer}._"
+    return make(*frames)
 
 
 def fill_readme(text: str) -> str:
     """`text` with every generated block rewritten from the current results."""
-    for name, make in BLOCKS.items():
+    for name in BLOCKS:
         pattern = re.compile(rf"(<!-- BEGIN {name} -->).*?(<!-- END {name} -->)", flags=re.S)
-        text = pattern.sub(lambda m, make=make: f"{m.group(1)}\n{make()}\n{m.group(2)}", text)
+        text = pattern.sub(lambda m, name=name: f"{m.group(1)}\n{block(name)}\n{m.group(2)}", text)
     return text
 
 

@@ -116,6 +116,7 @@ class Normalized(nn.Module):
 
 
 ARCHITECTURES = {"convnet": ConvNet, "lenet": LeNet, "mnistnet": MnistNet}
+DISPLAY_NAMES = {"convnet": "ConvNet", "lenet": "LeNet", "mnistnet": "MNIST network"}  # in figures and tables
 
 
 def build(arch: str, **kwargs) -> nn.Module:

@@ -20,6 +20,7 @@ from nbconvert import HTMLExporter
 
 from .condensation import PAPER_ACCURACY
 from .config import REPO_ROOT, results_dir
+from .models import DISPLAY_NAMES
 from .regenerate import notebooks
 
 README = REPO_ROOT / "README.md"
@@ -69,7 +70,6 @@ def _over_models(df: pd.DataFrame, keys: list[str], values: list[str]) -> pd.Dat
 
 
 FGSM_EPS = (0.0, 0.1, 0.2, 0.3)
-ARCH_NAMES = {"lenet": "LeNet", "convnet": "ConvNet"}
 
 
 def fgsm_block(df: pd.DataFrame) -> str:
@@ -94,8 +94,8 @@ def backdoor_block(df: pd.DataFrame) -> str:
                            ["cta", "asr"])
     rows = ["| model | condition | ipc | poison rate (%) | clean accuracy (%) | attack success (%) | models |",
             "|---|---|---:|---:|---:|---:|---:|"]
-    rows += [f"| {r.arch} | {r.condition} | {r.ipc or 'all'} | {100 * r.rate:g} | {_pm(r.cta, r.cta_std, 100)} | "
-             f"{_pm(r.asr, r.asr_std, 100)} | {r.n} |" for r in summary.itertuples()]
+    rows += [f"| {DISPLAY_NAMES[r.arch]} | {r.condition} | {r.ipc or 'all'} | {100 * r.rate:g} | "
+             f"{_pm(r.cta, r.cta_std, 100)} | {_pm(r.asr, r.asr_std, 100)} | {r.n} |" for r in summary.itertuples()]
     rows.append("\nMean ± std over models (and condensation seeds), full 10k test set; attack success on the "
                 "triggered test images whose class is not the target. From `results/backdoor.csv`.")
     return "\n".join(rows)
@@ -163,7 +163,7 @@ def abstract_block(cond: pd.DataFrame, fgsm: pd.DataFrame, backdoor: pd.DataFram
             continue
         cnd, floor = a[("condensed (poisoned)", ipc)], a[("condensed (clean)", ipc)]
         rnd = a[("random subset (poisoned)", ipc)]
-        name = ARCH_NAMES[arch]
+        name = DISPLAY_NAMES[arch]
         verdicts.append(f"{'all but removed' if cnd - floor < 0.05 else 'weakened' if cnd < rnd - 0.05 else 'kept'}"
                         f" for a {name}")
         full = f"{100 * a[('poisoned full', 0)]:.1f} % on the whole poisoned set, " if ("poisoned full", 0) in a else ""

@@ -124,34 +124,34 @@ def cw_block(cw: pd.DataFrame, fgsm: pd.DataFrame) -> str:
     return "\n".join(rows)
 
 
-def _compare(a: float, b: float, more: str, less: str, tol: float) -> str:
-    return "about as" if abs(a - b) <= tol else (more if a > b else less)
-
-
-def abstract_block(cond: pd.DataFrame, fgsm: pd.DataFrame, backdoor: pd.DataFrame, cw: pd.DataFrame,
-                   cw_fgsm: pd.DataFrame) -> str:
-    """The README's answer in four sentences, every number from the results tables."""
+def _condensation_answer(cond: pd.DataFrame) -> str:
     small = cond[cond.method != "whole dataset"]
     condensed, rand = small[small.method != "random real"], small[small.method == "random real"]
     ipcs = " / ".join(f"{i:.0f}" for i in condensed.ipc)
     beats = (condensed["mean"].to_numpy() > rand["mean"].to_numpy()).all()
     paper = " / ".join(f"{PAPER_ACCURACY[('DC', i)][0]}" for i in condensed.ipc)
-    lines = [f"- **Condensed sets {'beat' if beats else 'do not always beat'} random real images.** ConvNets "
-             f"trained on {ipcs} condensed images per class reach {' / '.join(f'{m:.1f}' for m in condensed['mean'])}"
-             f" % test accuracy on FashionMNIST, against {' / '.join(f'{m:.1f}' for m in rand['mean'])} % for as "
-             f"many random real images (DC's paper: {paper} %, with the full condensation and evaluation budget)."]
+    return (f"- **Condensed sets {'beat' if beats else 'do not always beat'} random real images.** ConvNets "
+            f"trained on {ipcs} condensed images per class reach {' / '.join(f'{m:.1f}' for m in condensed['mean'])}"
+            f" % test accuracy on FashionMNIST, against {' / '.join(f'{m:.1f}' for m in rand['mean'])} % for as "
+            f"many random real images (DC's paper: {paper} %, with the full condensation and evaluation budget).")
+
+
+def _robustness_answer(fgsm: pd.DataFrame) -> str:
     lenet = fgsm[(fgsm.arch == "LeNet") & (fgsm.attack == "pgd") & fgsm.eps.round(6).eq(0.1)]
     means = lenet.groupby(["condition", "ipc"])[["accuracy", "success_rate"]].mean()
     ipc = int(lenet[lenet.condition == "condensed"].ipc.min())
     orig, cnd, rnd = means.loc[("original", 0)], means.loc[("condensed", ipc)], means.loc[("random subset", ipc)]
     word = ("less" if cnd.success_rate < min(orig.success_rate, rnd.success_rate) - 0.01 else
             "more" if cnd.success_rate > max(orig.success_rate, rnd.success_rate) + 0.01 else "about as")
-    lines.append(f"- **Robustness: LeNets trained on condensed data are {word} easily attacked.** PGD at eps 0.1 "
-                 f"succeeds on {100 * cnd.success_rate:.1f} % of the test images a LeNet trained on the ipc {ipc} "
-                 f"condensed set classifies correctly, against {100 * orig.success_rate:.1f} % for the whole "
-                 f"training set and {100 * rnd.success_rate:.1f} % for an equal-size random subset (accuracy under "
-                 f"attack {100 * cnd.accuracy:.1f} / {100 * orig.accuracy:.1f} / {100 * rnd.accuracy:.1f} %): "
-                 "whatever robustness they have comes with far lower clean accuracy.")
+    return (f"- **Robustness: LeNets trained on condensed data are {word} easily attacked.** PGD at eps 0.1 "
+            f"succeeds on {100 * cnd.success_rate:.1f} % of the test images a LeNet trained on the ipc {ipc} "
+            f"condensed set classifies correctly, against {100 * orig.success_rate:.1f} % for the whole "
+            f"training set and {100 * rnd.success_rate:.1f} % for an equal-size random subset (accuracy under "
+            f"attack {100 * cnd.accuracy:.1f} / {100 * orig.accuracy:.1f} / {100 * rnd.accuracy:.1f} %): "
+            "whatever robustness they have comes with far lower clean accuracy.")
+
+
+def _backdoor_answer(backdoor: pd.DataFrame) -> str:
     top = backdoor.rate.max()
     bd = backdoor.assign(ipc=backdoor.ipc.fillna(0))
     asr = bd[bd.rate.isin([0, top])].groupby(["arch", "condition", "ipc"]).asr.mean()
@@ -169,9 +169,12 @@ def abstract_block(cond: pd.DataFrame, fgsm: pd.DataFrame, backdoor: pd.DataFram
         full = f"{100 * a[('poisoned full', 0)]:.1f} % on the whole poisoned set, " if ("poisoned full", 0) in a else ""
         parts.append(f"{name}: {full}{100 * cnd:.1f} % on the set condensed from it, {100 * rnd:.1f} % on an "
                      f"equal-size random subset of it, {100 * floor:.1f} % on a set condensed from clean data")
-    lines.append(f"- **A BadNets backdoor through condensation: {', '.join(verdicts)}.** With {100 * top:g} % of "
-                 f"the training images poisoned, the trigger's success rate (ipc {ipc}) for a " + "; for a ".join(parts)
-                 + " (the floor).")
+    return (f"- **A BadNets backdoor through condensation: {', '.join(verdicts)}.** With {100 * top:g} % of "
+            f"the training images poisoned, the trigger's success rate (ipc {ipc}) for a " + "; for a ".join(parts)
+            + " (the floor).")
+
+
+def _distillation_answer(cw: pd.DataFrame, cw_fgsm: pd.DataFrame) -> str:
     l2 = cw[cw.attack == "L2 targeted (average)"].set_index("model")
     distilled = [m for m in l2.index if m != "undistilled"]
     eps = cw_fgsm.eps.max()
@@ -179,12 +182,17 @@ def abstract_block(cond: pd.DataFrame, fgsm: pd.DataFrame, backdoor: pd.DataFram
     ratio = l2.loc[distilled].mean_l2.mean() / l2.loc["undistilled"].mean_l2
     masks = ratio < 1.5 and fg[distilled].mean() - fg["undistilled"] > 0.2
     headline = "masks gradients, it does not add robustness" if masks else "changes what the attacks need"
-    lines.append(f"- **Defensive distillation {headline}.** Carlini-Wagner L2 "
-                 f"breaks the distilled MNIST networks on {100 * l2.loc[distilled].success_rate.min():.0f} % of the "
-                 f"images with {ratio:.2f}x the "
-                 f"undistilled network's mean L2 distortion, while FGSM at eps {eps:g} leaves them "
-                 f"{100 * fg[distilled].mean():.0f} % accuracy against {100 * fg['undistilled']:.0f} % undistilled.")
-    return "\n".join(lines)
+    return (f"- **Defensive distillation {headline}.** Carlini-Wagner L2 breaks the distilled MNIST networks on "
+            f"{100 * l2.loc[distilled].success_rate.min():.0f} % of the images with {ratio:.2f}x the undistilled "
+            f"network's mean L2 distortion, while FGSM at eps {eps:g} leaves them {100 * fg[distilled].mean():.0f} % "
+            f"accuracy against {100 * fg['undistilled']:.0f} % undistilled.")
+
+
+def abstract_block(cond: pd.DataFrame, fgsm: pd.DataFrame, backdoor: pd.DataFrame, cw: pd.DataFrame,
+                   cw_fgsm: pd.DataFrame) -> str:
+    """The README's answer, one sentence per study, every number from the results tables."""
+    return "\n".join([_condensation_answer(cond), _robustness_answer(fgsm), _backdoor_answer(backdoor),
+                      _distillation_answer(cw, cw_fgsm)])
 
 
 # README block name -> (function of the results tables, the tables, what produces them)

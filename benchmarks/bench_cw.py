@@ -1,6 +1,6 @@
 """Carlini-Wagner L2 throughput on this machine, at the `default` and `paper` settings.
 
-    python benchmarks/bench_cw.py [--images 20] [--seconds 60]
+    python benchmarks/bench_cw.py [--images 20] [--iters 20]
 
 Prints (1) attack iterations per second (one forward + backward per image and Adam step) at each
 profile's batch size, (2) the resulting images/s if every binary-search step ran all `max_iter`

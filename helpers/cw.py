@@ -248,7 +248,7 @@ def attack_suite(model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: to
     `l0_lr` is Adam's rate in the L0 attack's L2 runs. Once pixels are frozen the warm start is far
     from adversarial and the still-free pixels sit near 0 or 1, where tanh saturates; measured on
     the MNIST network, with 300 iterations a restricted run that succeeds at lr 1e-2 only after
-    3000 iterations succeeds at lr 1e-1 (C&W use 1e-2, the default here)."""
+    3000 iterations succeeds at lr 1e-1, so the default profile uses 1e-1 (C&W, and `paper`, use 1e-2)."""
     l2 = {"search_steps": search_steps, "max_iter": max_iter, "batch_size": batch_size}
     l0 = {"search_steps": l0_search_steps, "first_search_steps": l0_first_search_steps, "max_iter": l0_max_iter,
           "batch_size": batch_size, "freeze_fraction": freeze_fraction, "max_rounds": l0_max_rounds, "lr": l0_lr}

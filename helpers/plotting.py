@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -52,9 +53,13 @@ def set_style() -> None:
 
 
 def save_figure(fig: plt.Figure, name: str, source: str) -> Path:
-    """Stamp `source` (notebook and profile) in the corner, save `figures/<name>.png` and
-    `.pdf`, show it once when running under IPython, close it and return the PNG path."""
-    fig.text(0.995, 0.005, source, ha="right", va="bottom", fontsize=7, color="0.45")
+    """Stamp `source` (notebook and profile) under the bottom-right corner of everything drawn,
+    save `figures/<name>.png` and `.pdf`, show it once when running under IPython, close it and
+    return the PNG path."""
+    # Below the drawn content's bounding box, so rotated tick labels never overlap the stamp.
+    drawn = fig.get_tightbbox(fig.canvas.get_renderer()).transformed(fig.dpi_scale_trans)
+    corner = fig.transFigure.inverted().transform((drawn.x1, drawn.y0))
+    fig.text(*corner, source, ha="right", va="top", fontsize=7, color="0.45")
     out = figures_dir()
     out.mkdir(parents=True, exist_ok=True)
     png = out / f"{name}.png"
@@ -75,10 +80,15 @@ def save_table(df: pd.DataFrame, name: str) -> Path:
     return path
 
 
-def image_grid(ax: plt.Axes, pixels: torch.Tensor, nrow: int, title: str = "") -> None:
-    """Draw pixel-space images (N, 1, H, W) in [0, 1] as one grid on `ax`."""
+def image_grid(ax: plt.Axes, pixels: torch.Tensor, nrow: int, title: str = "",
+               row_labels: Sequence[str] = ()) -> None:
+    """Draw pixel-space images (N, 1, H, W) in [0, 1] as one grid on `ax`, `nrow` images
+    per row, with optional labels left of the rows."""
     grid = make_grid(pixels.clamp(0, 1), nrow=nrow, padding=1, pad_value=1.0)
     ax.imshow(grid[0].numpy(), cmap="gray", vmin=0, vmax=1)
     ax.set_axis_off()
+    height = pixels.shape[-2] + 1  # one image plus make_grid's padding
+    for row, label in enumerate(row_labels):
+        ax.text(-2, 1 + row * height + height / 2, label, ha="right", va="center", fontsize=9)
     if title:
         ax.set_title(title)

@@ -57,7 +57,7 @@ def save_figure(fig: plt.Figure, name: str, source: str) -> Path:
     save `figures/<name>.png` and `.pdf`, show it once when running under IPython, close it and
     return the PNG path."""
     # Below the drawn content's bounding box, so rotated tick labels never overlap the stamp.
-    drawn = fig.get_tightbbox(fig.canvas.get_renderer()).transformed(fig.dpi_scale_trans)
+    drawn = fig.get_tightbbox().transformed(fig.dpi_scale_trans)
     corner = fig.transFigure.inverted().transform((drawn.x1, drawn.y0))
     fig.text(*corner, source, ha="right", va="top", fontsize=7, color="0.45")
     out = figures_dir()

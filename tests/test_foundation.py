@@ -2,12 +2,14 @@
 
 import os
 
+import matplotlib.pyplot as plt
 import nbformat
 import pytest
 import torch
 
 from helpers import cache, config, data, profiles
 from helpers.models import ConvNet, LeNet, MnistNet, Normalized
+from helpers.plotting import save_figure
 from helpers.regenerate import strip_volatile
 from helpers.training import evaluate, fit
 
@@ -211,3 +213,14 @@ def test_concurrent_builders_build_once(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path), str(i)]) for i in range(2)]
     assert all(p.wait(timeout=120) == 0 for p in procs)
     assert len(list(tmp_path.glob("built-*"))) == 1
+
+
+def test_save_figure_stamps_the_source_below_rotated_tick_labels():
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.bar(["a long tick label", "another long tick label"], [1, 2])
+    ax.tick_params(axis="x", rotation=60)
+    png = save_figure(fig, "stamp_check", "test · profile smoke")
+    stamp = fig.texts[-1]
+    assert png.exists() and stamp.get_text() == "test · profile smoke"
+    lowest_tick = min(label.get_window_extent().y0 for label in ax.get_xticklabels())
+    assert stamp.get_window_extent().y1 <= lowest_tick

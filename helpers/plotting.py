@@ -89,6 +89,6 @@ def image_grid(ax: plt.Axes, pixels: torch.Tensor, nrow: int, title: str = "",
     ax.set_axis_off()
     height = pixels.shape[-2] + 1  # one image plus make_grid's padding
     for row, label in enumerate(row_labels):
-        ax.text(-2, 1 + row * height + height / 2, label, ha="right", va="center", fontsize=9)
+        ax.text(-4, 1 + row * height + height / 2, label, ha="right", va="center", fontsize=8)
     if title:
         ax.set_title(title)

@@ -1,114 +1,255 @@
-"""Named compute budgets, one place for all notebooks.
+"""Named compute budgets: one typed, documented settings object per study section.
 
-A notebook's `profile` parameter picks one of `PROFILES`; each notebook reads the
-sections it needs with `budget(profile, section)`. `smoke` runs in seconds (tests),
-`default` is what the committed report shows (a 2-core CPU), `paper` uses the
-papers' settings (a GPU).
+Each section is a frozen dataclass whose defaults are the papers' settings, so the
+`paper` profile is the defaults themselves; `default` (the committed report, a 2-core
+CPU) and `smoke` (seconds, for the tests) are written as the overrides they are, and
+`differences("default")` lists exactly what the default profile reduces. Notebooks read
+a section with `budget(profile, section)`.
 """
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+
+import pandas as pd
 
 DEFAULT_PROFILE = "default"
 
-PROFILES: dict[str, dict[str, dict]] = {
-    "smoke": {
-        "fgsm": {"seeds": 2, "ipcs": [10, 50], "eps": [0.0, 0.1, 0.3], "lenet_full_epochs": 1,
-                 "lenet_full_images": 2000, "lenet_epochs": {10: 5, 50: 2}, "curve_images": 200, "curve_points": 5,
-                 "fgsm_images": 200, "pgd_images": 100, "pgd_steps": 2, "convnet_ipcs": [10],
-                 "convnet_fgsm_images": 50, "convnet_pgd_images": 20, "convnet_pgd_steps": 1,
-                 "convnet_whole": False, "examples": 6, "batch_size": 500},
-        "condense": {"ipcs": [1, 10], "measure_cost": False,
-                     "common": {"lr_net": 0.01, "batch_train": 256, "snapshots": 2},
-                     "per_ipc": {1: {"method": "dc", "init": "real", "iterations": 1, "batch_real": 4},
-                                 10: {"method": "dc", "init": "real", "iterations": 1, "batch_real": 4,
-                                      "outer_loop": 2, "inner_loop": 1},
-                                 50: {"method": "dm", "init": "real", "iterations": 1, "batch_real": 8}}},
-        "evaluate": {"n_models": 2, "epochs": {1: 2, 10: 1, 50: 1},
-                     "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4, "batch_size": 256, "decay_at": [0.5],
-                     "ipcs": [1, 10], "test_images": 500,
-                     "whole_models": 1, "whole_epochs": 1, "whole_images": 500},
-        "backdoor": {"target": 0, "size": 3, "value": 1.0, "corner": "bottom-right", "margin": 1, "poison_seed": 0,
-                     "rates": [0.05, 0.1], "ipcs": [1], "condensed_rates": {1: [0.1]},
-                     "condense_seeds": [0], "convnet_ipcs": [1], "convnet_models": 1, "lenet_models": 1,
-                     "lenet_epochs": {1: 2}, "full_archs": ["lenet"], "full_models": 1, "full_epochs": 1,
-                     "full_images": 1000, "test_images": 500},
-        "datasets": {"grid_per_class": 4},
-        "distill": {"n_train": 600, "n_val": 200, "n_train_eval": 200, "n_test": 1000, "epochs": [1, 2],
-                    "temperatures": [50, 100],
-                    "optimizer": "adam", "lr": 1e-3, "momentum": 0.9, "weight_decay": 0.0, "batch_size": 128,
-                    "dropout": 0.5},
-        "cw": {"n_images": 4, "batch_size": 100, "search_steps": 2, "max_iter": 10, "all_targets": True,
-               "l0_images": 2, "l0_first_search_steps": 2, "l0_search_steps": 1, "l0_max_iter": 5,
-               "l0_lr": 0.1, "freeze_fraction": 0.5, "l0_max_rounds": 2, "fgsm_eps": [0.1, 0.3],
-               "fgsm_images": 100, "seed": 0},
-    },
-    "default": {
-        "fgsm": {"seeds": 3, "ipcs": [10, 50], "eps": [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3], "lenet_full_epochs": 4,
-                 "lenet_full_images": None, "lenet_epochs": {10: 200, 50: 100}, "curve_images": 1000,
-                 "curve_points": 25,
-                 "fgsm_images": None, "pgd_images": 1000, "pgd_steps": 10, "convnet_ipcs": [10],
-                 "convnet_fgsm_images": 500, "convnet_pgd_images": 100, "convnet_pgd_steps": 5,
-                 "convnet_whole": False, "examples": 6, "batch_size": 500},
-        "condense": {"ipcs": [1, 10, 50], "measure_cost": True,
-                     "common": {"lr_net": 0.01, "batch_train": 256, "snapshots": 6},
-                     "per_ipc": {1: {"method": "dc", "init": "real", "iterations": 100, "batch_real": 64},
-                                 10: {"method": "dm", "init": "real", "iterations": 200, "batch_real": 64},
-                                 50: {"method": "dm", "init": "real", "iterations": 150, "batch_real": 64}}},
-        "evaluate": {"n_models": 5, "epochs": {1: 300, 10: 50, 50: 20},
-                     "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4, "batch_size": 256, "decay_at": [0.5],
-                     "ipcs": [1, 10, 50], "test_images": None,
-                     "whole_models": 1, "whole_epochs": 1, "whole_images": None},
-        "backdoor": {"target": 0, "size": 3, "value": 1.0, "corner": "bottom-right", "margin": 1, "poison_seed": 0,
-                     "rates": [0.01, 0.05, 0.1], "ipcs": [10, 50],
-                     "condensed_rates": {10: [0.1], 50: [0.1]}, "condense_seeds": [0], "convnet_ipcs": [10],
-                     "convnet_models": 2, "lenet_models": 2, "lenet_epochs": {10: 300, 50: 100},
-                     "full_archs": ["lenet"], "full_models": 2, "full_epochs": 1, "full_images": None,
-                     "test_images": None},
-        "datasets": {"grid_per_class": 10},
-        "distill": {"n_train": 30000, "n_val": 5000, "n_train_eval": 2000, "n_test": None,
-                    "epochs": [10, 20],
-                    "temperatures": [50, 80, 100], "optimizer": "adam", "lr": 1e-3, "momentum": 0.9,
-                    "weight_decay": 0.0, "batch_size": 128, "dropout": 0.5},
-        "cw": {"n_images": 20, "batch_size": 100, "search_steps": 5, "max_iter": 1000, "all_targets": False,
-               "l0_images": 10, "l0_first_search_steps": 5, "l0_search_steps": 5, "l0_max_iter": 300,
-               "l0_lr": 0.1, "freeze_fraction": 0.05, "l0_max_rounds": 60, "fgsm_eps": [0.05, 0.1, 0.2, 0.3],
-               "fgsm_images": 1000, "seed": 0},
-    },
-    "paper": {
-        "fgsm": {"seeds": 5, "ipcs": [10, 50], "eps": [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3], "lenet_full_epochs": 50,
-                 "lenet_full_images": None, "lenet_epochs": {10: 300, 50: 300}, "curve_images": None,
-                 "curve_points": 300,
-                 "fgsm_images": None, "pgd_images": None, "pgd_steps": 20, "convnet_ipcs": [10, 50],
-                 "convnet_fgsm_images": None, "convnet_pgd_images": None, "convnet_pgd_steps": 20,
-                 "convnet_whole": True, "examples": 6, "batch_size": 1000},
-        "condense": {"ipcs": [1, 10, 50], "measure_cost": True,
-                     "common": {"lr_net": 0.01, "batch_train": 256, "snapshots": 6},
-                     "per_ipc": {1: {"method": "dc", "init": "noise", "iterations": 1000, "batch_real": 256},
-                                 10: {"method": "dc", "init": "noise", "iterations": 1000, "batch_real": 256},
-                                 50: {"method": "dc", "init": "noise", "iterations": 1000, "batch_real": 256}}},
-        "evaluate": {"n_models": 20, "epochs": {1: 300, 10: 300, 50: 300},
-                     "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4, "batch_size": 256, "decay_at": [0.5],
-                     "ipcs": [1, 10, 50], "test_images": None,
-                     "whole_models": 3, "whole_epochs": 300, "whole_images": None},
-        "backdoor": {"target": 0, "size": 3, "value": 1.0, "corner": "bottom-right", "margin": 1, "poison_seed": 0,
-                     "rates": [0.01, 0.05, 0.1], "ipcs": [10, 50],
-                     "condensed_rates": {10: [0.01, 0.05, 0.1], 50: [0.01, 0.05, 0.1]},
-                     "condense_seeds": [0, 1, 2], "convnet_ipcs": [10, 50], "convnet_models": 10,
-                     "lenet_models": 10, "lenet_epochs": {10: 300, 50: 300},
-                     "full_archs": ["lenet", "convnet"], "full_models": 3,
-                     "full_epochs": 50, "full_images": None, "test_images": None},
-        "datasets": {"grid_per_class": 10},
-        "distill": {"n_train": 30000, "n_val": 5000, "n_train_eval": 5000, "n_test": None,
-                    "epochs": [10, 20, 50],
-                    "temperatures": [50, 80, 100], "optimizer": "sgd", "lr": 0.01, "momentum": 0.9,
-                    "weight_decay": 0.0, "batch_size": 128, "dropout": 0.5},
-        "cw": {"n_images": 1000, "batch_size": 1000, "search_steps": 9, "max_iter": 10000, "all_targets": True,
-               "l0_images": 1000, "l0_first_search_steps": 9, "l0_search_steps": 3, "l0_max_iter": 1000,
-               "l0_lr": 0.01, "freeze_fraction": 0.05, "l0_max_rounds": 200, "fgsm_eps": [0.05, 0.1, 0.2, 0.3],
-               "fgsm_images": 10000, "seed": 0},
-    },
+
+def _f(default, doc: str):
+    """A dataclass field with its documentation; mutable defaults are copied per instance."""
+    if isinstance(default, dict | list):
+        return field(default_factory=lambda: type(default)(default), metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
+def _matches(value, hint) -> bool:
+    """Whether `value` fits the type hint (int passes for float; bool never passes for int)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin in (tuple, list):
+        return isinstance(value, tuple | list) and all(_matches(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(_matches(k, args[0]) and _matches(v, args[1])
+                                               for k, v in value.items())
+    return isinstance(value, origin or hint)
+
+
+@dataclass(frozen=True)
+class Section:
+    """Common behaviour: type-checked fields, documented differences."""
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not _matches(value, hints[f.name]):
+                raise ValueError(f"{type(self).__name__}.{f.name} = {value!r} is not a valid {hints[f.name]}; "
+                                 f"{f.metadata.get('doc', '')}")
+
+
+@dataclass(frozen=True)
+class Datasets(Section):
+    """Notebook 00: a look at MNIST and FashionMNIST."""
+    grid_per_class: int = _f(10, "example images shown per class")
+
+
+@dataclass(frozen=True)
+class Condense(Section):
+    """Notebook 01: dataset condensation (DC, Zhao, Mopuri & Bilen 2021; DM, Zhao & Bilen 2023)."""
+    ipcs: tuple[int, ...] = _f((1, 10, 50), "images per class to condense to")
+    measure_cost: bool = _f(True, "time one iteration with the paper's settings at each ipc")
+    common: dict[str, int | float] = _f({"lr_net": 0.01, "batch_train": 256, "snapshots": 6},
+                                        "settings shared by every ipc: lr_net (inner-loop SGD), batch_train "
+                                        "(inner-loop batch), snapshots (copies kept for the evolution figure)")
+    per_ipc: dict[int, dict[str, int | str]] = _f(
+        {ipc: {"method": "dc", "init": "noise", "iterations": 1000, "batch_real": 256} for ipc in (1, 10, 50)},
+        "per ipc: method (dc/dm), init (noise/real), iterations (outer iterations of Alg. 1), batch_real "
+        "(real images per class per step); outer_loop/inner_loop default to the paper's loops")
+
+
+@dataclass(frozen=True)
+class Evaluate(Section):
+    """Notebook 02: DC's evaluation protocol (fresh ConvNets trained on each set)."""
+    n_models: int = _f(20, "ConvNets trained per set (DC: 20 models x 5 experiments)")
+    epochs: dict[int, int] = _f({1: 300, 10: 300, 50: 300}, "training epochs per ipc")
+    lr: float = _f(0.01, "SGD learning rate")
+    momentum: float = _f(0.9, "SGD momentum")
+    weight_decay: float = _f(5e-4, "SGD weight decay")
+    batch_size: int = _f(256, "training batch size")
+    decay_at: tuple[float, ...] = _f((0.5,), "fractions of training where the learning rate drops x0.1")
+    ipcs: tuple[int, ...] = _f((1, 10, 50), "images per class evaluated")
+    test_images: int | None = _f(None, "test images scored (None: all 10,000)")
+    whole_models: int = _f(3, "ConvNets trained on the whole training set (upper bound)")
+    whole_epochs: int = _f(300, "epochs of each whole-training-set ConvNet")
+    whole_images: int | None = _f(None, "training images of the upper bound (None: all 60,000)")
+
+
+@dataclass(frozen=True)
+class Fgsm(Section):
+    """Notebook 03: FGSM (Goodfellow et al. 2015) and PGD (Madry et al. 2018) on LeNets and ConvNets."""
+    seeds: int = _f(5, "LeNets trained per training set")
+    ipcs: tuple[int, ...] = _f((10, 50), "condensed / random-subset sizes (images per class)")
+    eps: tuple[float, ...] = _f((0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3), "attack budgets, [0, 1] pixel units")
+    lenet_full_epochs: int = _f(50, "epochs of the LeNets trained on the whole training set")
+    lenet_full_images: int | None = _f(None, "training images of those LeNets (None: all 60,000)")
+    lenet_epochs: dict[int, int] = _f({10: 300, 50: 300}, "epochs of LeNets trained on ipc-sized sets")
+    curve_images: int | None = _f(None, "test images of the accuracy-vs-epoch curves (None: all)")
+    curve_points: int = _f(300, "evaluation points along those curves")
+    fgsm_images: int | None = _f(None, "test images attacked with FGSM (None: all)")
+    pgd_images: int | None = _f(None, "test images attacked with PGD (None: all)")
+    pgd_steps: int = _f(20, "PGD iterations")
+    convnet_ipcs: tuple[int, ...] = _f((10, 50), "ipcs whose ConvNets (notebook 02) are attacked")
+    convnet_fgsm_images: int | None = _f(None, "test images for FGSM on ConvNets (None: all)")
+    convnet_pgd_images: int | None = _f(None, "test images for PGD on ConvNets (None: all)")
+    convnet_pgd_steps: int = _f(20, "PGD iterations on ConvNets")
+    convnet_whole: bool = _f(True, "also attack the whole-training-set ConvNets")
+    examples: int = _f(6, "adversarial examples shown")
+    batch_size: int = _f(1000, "attack batch size")
+
+
+@dataclass(frozen=True)
+class Distill(Section):
+    """Notebook 04: defensive distillation (Papernot et al. 2016) on MNIST."""
+    n_train: int = _f(30000, "stratified MNIST training images")
+    n_val: int = _f(5000, "validation images, held out of training")
+    n_train_eval: int = _f(5000, "training images scored after each epoch (curves)")
+    n_test: int | None = _f(None, "test images (None: all 10,000)")
+    epochs: tuple[int, ...] = _f((10, 20, 50), "epoch counts at which networks are kept")
+    temperatures: tuple[float, ...] = _f((50, 80, 100), "distillation temperatures T")
+    optimizer: str = _f("sgd", "sgd (C&W's released training) or adam")
+    lr: float = _f(0.01, "learning rate")
+    momentum: float = _f(0.9, "SGD momentum (Nesterov)")
+    weight_decay: float = _f(0.0, "weight decay")
+    batch_size: int = _f(128, "training batch size")
+    dropout: float = _f(0.5, "dropout before the last two dense layers")
+
+
+@dataclass(frozen=True)
+class Cw(Section):
+    """Notebook 05: Carlini & Wagner L2 and L0 (2017) against distilled networks."""
+    n_images: int = _f(1000, "test images attacked with L2")
+    batch_size: int = _f(1000, "attack instances per batch")
+    search_steps: int = _f(9, "binary-search steps over the constant c (L2)")
+    max_iter: int = _f(10000, "Adam iterations per constant (L2)")
+    all_targets: bool = _f(True, "attack every wrong target (best / average / worst case)")
+    l0_images: int = _f(1000, "test images attacked with L0")
+    l0_first_search_steps: int = _f(9, "search steps of the first L0 round")
+    l0_search_steps: int = _f(3, "search steps of later L0 rounds")
+    l0_max_iter: int = _f(1000, "Adam iterations per constant (L0)")
+    l0_lr: float = _f(0.01, "Adam learning rate of L0's restricted attack")
+    freeze_fraction: float = _f(0.05, "fraction of changed pixels frozen per L0 round")
+    l0_max_rounds: int = _f(200, "upper bound on L0 rounds")
+    fgsm_eps: tuple[float, ...] = _f((0.05, 0.1, 0.2, 0.3), "FGSM budgets of the gradient-masking check")
+    fgsm_images: int = _f(10000, "test images of that check")
+    seed: int = _f(0, "seed of target choice")
+
+
+@dataclass(frozen=True)
+class Backdoor(Section):
+    """Notebook 06: a BadNets backdoor (Gu et al. 2017) through condensation."""
+    target: int = _f(0, "all-to-one target class")
+    size: int = _f(3, "trigger side (pixels)")
+    value: float = _f(1.0, "trigger pixel value, [0, 1]")
+    corner: str = _f("bottom-right", "trigger corner")
+    margin: int = _f(1, "pixels between trigger and image border")
+    poison_seed: int = _f(0, "seed of the choice of poisoned images")
+    rates: tuple[float, ...] = _f((0.01, 0.05, 0.1), "poison rates (fraction of training images)")
+    ipcs: tuple[int, ...] = _f((10, 50), "condensed set sizes")
+    condensed_rates: dict[int, tuple[float, ...]] = _f({10: (0.01, 0.05, 0.1), 50: (0.01, 0.05, 0.1)},
+                                                       "poison rates condensed, per ipc")
+    condense_seeds: tuple[int, ...] = _f((0, 1, 2), "condensation seeds per poisoned set")
+    convnet_ipcs: tuple[int, ...] = _f((10, 50), "ipcs whose sets also train ConvNets")
+    convnet_models: int = _f(10, "ConvNets per condition")
+    lenet_models: int = _f(10, "LeNets per condition")
+    lenet_epochs: dict[int, int] = _f({10: 300, 50: 300}, "LeNet epochs per ipc")
+    full_archs: tuple[str, ...] = _f(("lenet", "convnet"), "architectures trained on the whole (poisoned) data")
+    full_models: int = _f(3, "models per whole-data condition")
+    full_epochs: int = _f(50, "epochs of whole-data models")
+    full_images: int | None = _f(None, "whole-data training images (None: all 60,000)")
+    test_images: int | None = _f(None, "test images (None: all 10,000)")
+
+
+SECTIONS: dict[str, type[Section]] = {"datasets": Datasets, "condense": Condense, "evaluate": Evaluate,
+                                      "fgsm": Fgsm, "distill": Distill, "cw": Cw, "backdoor": Backdoor}
+PAPER = {name: cls() for name, cls in SECTIONS.items()}
+
+# The committed report's budgets on a 2-core CPU: only what differs from the papers.
+DEFAULT_OVERRIDES: dict[str, dict] = {
+    "fgsm": {"seeds": 3, "lenet_full_epochs": 4, "lenet_epochs": {10: 200, 50: 100}, "curve_images": 1000,
+             "curve_points": 25, "pgd_images": 1000, "pgd_steps": 10, "convnet_ipcs": (10,),
+             "convnet_fgsm_images": 500, "convnet_pgd_images": 100, "convnet_pgd_steps": 5,
+             "convnet_whole": False, "batch_size": 500},
+    "condense": {"per_ipc": {1: {"method": "dc", "init": "real", "iterations": 100, "batch_real": 64},
+                             10: {"method": "dm", "init": "real", "iterations": 200, "batch_real": 64},
+                             50: {"method": "dm", "init": "real", "iterations": 150, "batch_real": 64}}},
+    "evaluate": {"n_models": 5, "epochs": {1: 300, 10: 50, 50: 20}, "whole_models": 1, "whole_epochs": 1},
+    "distill": {"n_train_eval": 2000, "epochs": (10, 20), "optimizer": "adam", "lr": 1e-3},
+    "cw": {"n_images": 20, "batch_size": 100, "search_steps": 5, "max_iter": 1000, "all_targets": False,
+           "l0_images": 10, "l0_first_search_steps": 5, "l0_search_steps": 5, "l0_max_iter": 300, "l0_lr": 0.1,
+           "l0_max_rounds": 60, "fgsm_images": 1000},
+    "backdoor": {"condensed_rates": {10: (0.1,), 50: (0.1,)}, "condense_seeds": (0,), "convnet_ipcs": (10,),
+                 "convnet_models": 2, "lenet_models": 2, "lenet_epochs": {10: 300, 50: 100},
+                 "full_archs": ("lenet",), "full_models": 2, "full_epochs": 1},
+}
+
+# Seconds, for the tests: the default profile shrunk further.
+SMOKE_OVERRIDES: dict[str, dict] = {
+    "datasets": {"grid_per_class": 4},
+    "fgsm": {**DEFAULT_OVERRIDES["fgsm"], "seeds": 2, "eps": (0.0, 0.1, 0.3), "lenet_full_epochs": 1,
+             "lenet_full_images": 2000, "lenet_epochs": {10: 5, 50: 2}, "curve_images": 200, "curve_points": 5,
+             "fgsm_images": 200, "pgd_images": 100, "pgd_steps": 2, "convnet_fgsm_images": 50,
+             "convnet_pgd_images": 20, "convnet_pgd_steps": 1},
+    "condense": {"ipcs": (1, 10), "measure_cost": False,
+                 "common": {"lr_net": 0.01, "batch_train": 256, "snapshots": 2},
+                 "per_ipc": {1: {"method": "dc", "init": "real", "iterations": 1, "batch_real": 4},
+                             10: {"method": "dc", "init": "real", "iterations": 1, "batch_real": 4,
+                                  "outer_loop": 2, "inner_loop": 1},
+                             50: {"method": "dm", "init": "real", "iterations": 1, "batch_real": 8}}},
+    "evaluate": {"n_models": 2, "epochs": {1: 2, 10: 1, 50: 1}, "ipcs": (1, 10), "test_images": 500,
+                 "whole_models": 1, "whole_epochs": 1, "whole_images": 500},
+    "distill": {**DEFAULT_OVERRIDES["distill"], "n_train": 600, "n_val": 200, "n_train_eval": 200, "n_test": 1000,
+                "epochs": (1, 2), "temperatures": (50, 100)},
+    "cw": {"n_images": 4, "batch_size": 100, "search_steps": 2, "max_iter": 10, "l0_images": 2,
+           "l0_first_search_steps": 2, "l0_search_steps": 1, "l0_max_iter": 5, "l0_lr": 0.1, "freeze_fraction": 0.5,
+           "l0_max_rounds": 2, "fgsm_eps": (0.1, 0.3), "fgsm_images": 100},
+    "backdoor": {**DEFAULT_OVERRIDES["backdoor"], "rates": (0.05, 0.1), "ipcs": (1,), "condensed_rates": {1: (0.1,)},
+                 "convnet_ipcs": (1,), "convnet_models": 1, "lenet_models": 1, "lenet_epochs": {1: 2},
+                 "full_models": 1, "full_images": 1000, "test_images": 500},
+}
+
+
+def _override(base: dict[str, Section], overrides: dict[str, dict], name: str) -> dict[str, Section]:
+    unknown = set(overrides) - set(base)
+    if unknown:
+        raise ValueError(f"profile {name!r}: unknown sections {sorted(unknown)}; valid: {', '.join(base)}")
+    return {section: _replace(settings, overrides.get(section, {}), f"{name}/{section}")
+            for section, settings in base.items()}
+
+
+def _replace(settings: Section, changes: dict, where: str) -> Section:
+    valid = [f.name for f in dataclasses.fields(settings)]
+    unknown = set(changes) - set(valid)
+    if unknown:
+        raise ValueError(f"unknown setting(s) {sorted(unknown)} of {where}; valid: {', '.join(valid)}")
+    return dataclasses.replace(settings, **changes)
+
+
+PROFILES: dict[str, dict[str, Section]] = {
+    "smoke": _override(PAPER, SMOKE_OVERRIDES, "smoke"),
+    "default": _override(PAPER, DEFAULT_OVERRIDES, "default"),
+    "paper": PAPER,
 }
 
 
@@ -117,16 +258,27 @@ def _choose(kind: str, name: str, valid) -> None:
         raise ValueError(f"unknown {kind} {name!r}; valid: {', '.join(sorted(valid))}")
 
 
-def budget(profile: str, section: str, **overrides) -> SimpleNamespace:
-    """The settings of `section` under `profile`, with optional overrides of known keys.
+def budget(profile: str, section: str, **overrides) -> Section:
+    """The settings of `section` under `profile`, with optional overrides of known fields.
 
-    Unknown profile, section or key names raise ValueError listing the valid ones.
+    Unknown profile, section or field names, and values of the wrong type, raise ValueError
+    listing the valid ones.
     """
     _choose("profile", profile, PROFILES)
-    sections = PROFILES[profile]
-    _choose(f"section of profile {profile!r}:", section, sections)
-    settings = dict(sections[section])
-    for key in overrides:
-        _choose(f"setting of {profile}/{section}:", key, settings)
-    settings.update(overrides)
-    return SimpleNamespace(**settings)
+    _choose(f"section of profile {profile!r}:", section, SECTIONS)
+    return _replace(PROFILES[profile][section], overrides, f"{profile}/{section}")
+
+
+def differences(profile: str = DEFAULT_PROFILE, against: str = "paper") -> pd.DataFrame:
+    """Every setting where `profile` differs from `against` (the papers' values), documented:
+    columns section, setting, meaning, `against`, `profile`."""
+    _choose("profile", profile, PROFILES)
+    _choose("profile", against, PROFILES)
+    rows = []
+    for section in SECTIONS:
+        mine, theirs = PROFILES[profile][section], PROFILES[against][section]
+        for f in dataclasses.fields(mine):
+            if getattr(mine, f.name) != getattr(theirs, f.name):
+                rows.append({"section": section, "setting": f.name, "meaning": f.metadata["doc"],
+                             against: getattr(theirs, f.name), profile: getattr(mine, f.name)})
+    return pd.DataFrame(rows)

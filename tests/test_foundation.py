@@ -148,25 +148,6 @@ def test_normalized_wrapper():
     assert torch.allclose(Normalized(inner, 0.5, 0.25)(x), ((x - 0.5) / 0.25).flatten(1))
 
 
-def test_profile_validation():
-    assert profiles.budget("smoke", "datasets").grid_per_class > 0
-    assert profiles.budget("default", "datasets", grid_per_class=3).grid_per_class == 3
-    with pytest.raises(ValueError, match="unknown profile 'fast'; valid: default, paper, smoke"):
-        profiles.budget("fast", "datasets")
-    with pytest.raises(ValueError, match="valid"):
-        profiles.budget("smoke", "no_section")
-    with pytest.raises(ValueError, match="grid_per_class"):
-        profiles.budget("smoke", "datasets", grid_per_clas=3)
-
-
-def test_every_profile_has_the_same_sections_and_keys():
-    reference = profiles.PROFILES[profiles.DEFAULT_PROFILE]
-    for name, sections in profiles.PROFILES.items():
-        assert sections.keys() == reference.keys(), name
-        for section, settings in sections.items():
-            assert settings.keys() == reference[section].keys(), (name, section)
-
-
 def test_strip_volatile_collapses_progress_and_drops_timestamps():
     nb = nbformat.v4.new_notebook(metadata={"papermill": {"start_time": "x"}})
     cell = nbformat.v4.new_code_cell("1", metadata={"papermill": {"duration": 1}, "execution": {}})

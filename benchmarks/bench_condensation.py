@@ -1,12 +1,16 @@
-"""Timings behind the condensation study's CPU budget (a script, not a test).
+"""Speed of the condensation study's engine paths (a script, not a test).
 
-    DC_DATA_ROOT=../shared/datasets python benchmarks/bench_condensation.py [--threads N] [--quick]
+    DC_DATA_ROOT=../shared/datasets python benchmarks/bench_condensation.py [--threads N] [--tiny]
 
-Prints, on this machine: seconds per condensation iteration for each ipc at the paper's
-settings and at the default profile's (one outer step and one inner-loop epoch timed, then
-extrapolated, as `condensation.iteration_seconds` does), ConvNet training images/s in fp32
-and under bf16 autocast, channels-last, and the seconds to train and test one evaluation
-model per ipc under the default profile. Numbers are noisy when other work shares the cores.
+Prints, in one run on this machine, for each engine path (eager fp32, torch.compile fp32,
+bf16 autocast eager, compile + bf16) images/s of: ConvNet training at batch 100 and 256,
+ConvNet forward (batch 1000, no grad), LeNet training; the MNIST network's training eager vs
+compiled (the engine leaves it eager unless this shows compile faster); then
+seconds per DC iteration (ipc 1, paper loops) and per DM iteration (ipc 10, DSA) at the
+default profile's batch_real, and seconds per 300-epoch evaluation model (DC's protocol,
+training plus the 10k-image test) at ipc 1, 10 and 50, eager vs the engine's own plan.
+`--tiny` shrinks every measurement to check that the script runs (numbers meaningless).
+Numbers are noisy when other work shares the cores: run it on an idle machine.
 """
 
 from __future__ import annotations
@@ -17,79 +21,138 @@ import time
 import torch
 import torch.nn.functional as F
 
-from helpers import condensation, data, models
-from helpers.config import autocast, device
-from helpers.profiles import budget
+from helpers import condensation, condensation_study, data, engine, models
+from helpers.config import device
 from helpers.training import evaluate, fit
 
+PATHS = {"eager": (False, False), "compile": (True, False), "bf16": (False, True), "compile+bf16": (True, True)}
 
-def train_images_per_second(batch: int = 256, steps: int = 3, bf16: bool = False,
-                            channels_last: bool = False) -> float:
-    dev = device()
-    net = models.ConvNet().to(dev)
-    x = torch.randn(batch, 1, 28, 28, device=dev)
-    y = torch.randint(10, (batch,), device=dev)
-    if channels_last:
-        net, x = net.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+
+def _plan(name: str) -> engine.Plan:
+    compiled, bf16 = PATHS[name]
+    return engine.Plan(device().type, compile=compiled, bf16=bf16, probe="benchmark")
+
+
+def _best_rate(step, items: int, steps: int, rounds: int = 3) -> float:
+    """Items per second of `step`: warm-up (compiles), then the best of `rounds` timed runs."""
+    step()
+    step()
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        best = min(best, time.perf_counter() - start)
+    return steps * items / best
+
+
+def train_rate(arch: str, batch: int, steps: int, compile_directly: bool = False) -> float:
+    """Training images/s of `arch` on the engine's current plan (or, `compile_directly`, on
+    torch.compile of the network itself: for networks the engine leaves eager)."""
+    net = models.build(arch).to(device())
+    x, y = torch.randn(batch, 1, 28, 28, device=device()), torch.randint(10, (batch,), device=device())
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    run = torch.compile(net) if compile_directly else engine.runner(net)
 
     def step():
-        if bf16:
-            with autocast(dev):
-                loss = F.cross_entropy(net(x), y)
-        else:
-            loss = F.cross_entropy(net(x), y)
-        opt.zero_grad()
+        loss = F.cross_entropy(run(x), y)
+        opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
-    step()  # warm-up
+    return _best_rate(step, batch, steps)
+
+
+def forward_rate(batch: int, steps: int) -> float:
+    net = models.ConvNet().to(device()).eval()
+    x = torch.randn(batch, 1, 28, 28, device=device())
+    run = engine.runner(net)
+
+    def step():
+        with torch.no_grad():
+            run(x)
+
+    return _best_rate(step, batch, steps)
+
+
+def iteration_seconds(train: data.Split, ipc: int, settings: dict, iterations: int) -> float:
+    """Wall seconds per iteration of `condense` (after one warm-up iteration)."""
+    kwargs = {**settings, "iterations": 1, "snapshots": 0}
+    condensation.condense(train, ipc, desc="warm-up", **kwargs)
     start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps * batch / (time.perf_counter() - start)
+    condensation.condense(train, ipc, desc="timed", **{**kwargs, "iterations": iterations})
+    return (time.perf_counter() - start) / iterations
+
+
+def evaluation_seconds(train: data.Split, test: data.Split, ipc: int, epochs: int) -> tuple[float, float]:
+    """(seconds, accuracy) of one DC-protocol evaluation model on ipc random real images per
+    class: `epochs` epochs of training plus the test."""
+    x, y = data.random_per_class(train, ipc, seed=0)
+    settings = condensation_study.evaluation_settings("default", ipc)
+    torch.manual_seed(0)
+    net = models.ConvNet()
+    start = time.perf_counter()
+    fit(net, x, y, epochs=epochs, lr=settings["lr"], momentum=settings["momentum"],
+        weight_decay=settings["weight_decay"], batch_size=settings["batch_size"], decay_at=settings["decay_at"],
+        desc=f"ipc {ipc}")
+    acc, _ = evaluate(net, test.images, test.labels)
+    return time.perf_counter() - start, acc
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--quick", action="store_true", help="skip the paper-setting and evaluation timings")
+    parser.add_argument("--tiny", action="store_true", help="a few steps of everything: checks the script runs")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    steps, epochs, iters = (1, 2, 1) if args.tiny else (5, 300, 3)
     print(f"device {device()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(engine.describe())
     train, test = data.load("fashion", True), data.load("fashion", False)
+    if args.tiny:
+        test = data.stratified_subset(test, 500, 0)
 
-    print("\nConvNet training throughput (batch 256):")
-    for label, kw in [("fp32", {}), ("bf16 autocast", {"bf16": True}), ("fp32 channels-last", {"channels_last": True})]:
-        print(f"  {label:>20}: {train_images_per_second(**kw):7.0f} images/s")
+    print("\nImages/s per engine path (best of 3 timed runs after a warm-up that includes compiling):")
+    cases = [("ConvNet training, batch 100", lambda: train_rate("convnet", 100, steps)),
+             ("ConvNet training, batch 256", lambda: train_rate("convnet", 256, steps)),
+             ("ConvNet forward, batch 1000", lambda: forward_rate(1000, steps)),
+             ("LeNet training, batch 256", lambda: train_rate("lenet", 256, steps * 4))]
+    print(f"  {'':34}" + "".join(f"{p:>14}" for p in PATHS))
+    for label, measure in cases:
+        rates = []
+        for name in PATHS:
+            with engine.using(_plan(name)):
+                rates.append(measure())
+        print(f"  {label:34}" + "".join(f"{r:14.0f}" for r in rates) + f"   ({max(rates) / rates[0]:.2f}x best/eager)")
+    eager_rate, compiled_rate = (train_rate("mnistnet", 128, steps * 2, compile_directly=c) for c in (False, True))
+    print(f"  MNIST network training, batch 128 (outside engine.FAST_NETWORKS): eager {eager_rate:.0f}, "
+          f"torch.compile {compiled_rate:.0f} images/s ({compiled_rate / eager_rate:.2f}x)")
 
-    print("\nCondensation, seconds per iteration (extrapolated from one timed outer step + inner epoch):")
-    profiles = ["default"] if args.quick else ["default", "paper"]
-    for ipc in budget("default", "condense").ipcs:
-        for profile in profiles:
-            s = condensation.condense_settings(profile, ipc)
-            cost = condensation.iteration_seconds(train, ipc, s)
-            print(f"  ipc {ipc:>2} {profile:>8} ({s['method']}, batch_real {s['batch_real']}, loops "
-                  f"{s['outer_loop']}/{s['inner_loop']}): {cost['iteration_s']:8.1f} s/iteration, "
-                  f"{s['iterations']} iterations -> {cost['run_s'] / 60:8.1f} min")
+    print("\nCondensation, seconds per iteration (default profile's settings; eager vs this process's plan):")
+    for label, ipc in [("DC", 1), ("DM", 10)]:
+        settings = condensation_study.condense_settings("default", ipc,
+                                                        method=label.lower(), init="real")
+        if args.tiny:
+            settings = {**settings, "batch_real": 8}
+        times = {}
+        for name, p in [("eager", engine.eager()), ("engine", engine.plan())]:
+            with engine.using(p):
+                times[name] = iteration_seconds(train, ipc, settings, iters)
+        print(f"  {label} ipc {ipc:>2} (batch_real {settings['batch_real']}, loops {settings['outer_loop']}/"
+              f"{settings['inner_loop']}, {settings['dsa_strategy']}): eager {times['eager']:.2f} s, "
+              f"engine {times['engine']:.2f} s ({times['eager'] / times['engine']:.2f}x)")
 
-    if args.quick:
-        return
-    print("\nEvaluation, seconds per model (default profile's epochs; train + full 10k test):")
-    for ipc in budget("default", "evaluate").ipcs:
-        settings = condensation.evaluation_settings("default", ipc)
-        x, y = data.random_per_class(train, ipc, seed=0)
-        torch.manual_seed(0)
-        net = models.ConvNet()
-        start = time.perf_counter()
-        fit(net, x, y, epochs=settings["epochs"], lr=settings["lr"], momentum=settings["momentum"],
-            weight_decay=settings["weight_decay"], batch_size=settings["batch_size"], desc=f"ipc {ipc}")
-        t_train = time.perf_counter() - start
-        acc, _ = evaluate(net, test.images, test.labels)
-        t_all = time.perf_counter() - start
-        print(f"  ipc {ipc:>2}: {settings['epochs']} epochs {t_train:6.1f} s + test {t_all - t_train:5.1f} s "
-              f"= {t_all:6.1f} s (random real, acc {acc:.3f})")
+    print(f"\nEvaluation, seconds per model ({epochs} epochs of DC's protocol + the {len(test)}-image test):")
+    for ipc in (1, 10, 50):
+        out = {}
+        for name, p in [("eager", engine.eager()), ("engine", engine.plan())]:
+            with engine.using(p):
+                out[name] = evaluation_seconds(train, test, ipc, epochs)
+        (te, ae), (tf, af) = out["eager"], out["engine"]
+        print(f"  ipc {ipc:>2}: eager {te:7.1f} s (acc {100 * ae:.1f} %), engine {tf:7.1f} s (acc {100 * af:.1f} %), "
+              f"{te / tf:.2f}x")
+    print(f"\ndynamo: {torch._dynamo.utils.counters['stats']['unique_graphs']} graphs compiled in this run")
 
 
 if __name__ == "__main__":

@@ -1,68 +1,128 @@
-"""Carlini-Wagner L2 throughput on this machine, at the `default` and `paper` settings.
+"""Carlini-Wagner attack speed: the previous L2 implementation against the current one in one
+run, and the L0 attack's wall time per image.
 
-    python benchmarks/bench_cw.py [--images 20] [--iters 20]
+    python benchmarks/bench_cw.py [--iters 100] [--batches 100 300 900] [--l0-images 10]
 
-Prints (1) attack iterations per second (one forward + backward per image and Adam step) at each
-profile's batch size, (2) the resulting images/s if every binary-search step ran all `max_iter`
-iterations (no early abort: a lower bound), and (3) a measured end-to-end run of `cw_l2` with the
-default settings on the first test images against the default profile's undistilled network
-(cached by notebook 04; a Glorot-initialised untrained network if the cache lacks it, which
-aborts differently, so the number is then only indicative).
+(1) L2 throughput in image-iterations per second (one forward and backward pass of one attack
+    instance, with its bookkeeping) at each batch size, for the implementation of
+    `helpers/cw.py` at `--old-commit` (read with `git show` into a temporary module, so no copy
+    of old code lives in the tree) and for the current one, on the same instances: the first
+    test images the network classifies correctly, with all nine wrong targets each. Early abort
+    is off, so both run the same iterations; the speedup and the largest difference between
+    their results are printed.
+(2) L0 wall time per image: the current attack's average case (one random wrong target per
+    image) with the `default` and the `paper` profile's iteration cap per constant.
+The network is the default profile's undistilled network from the cache (notebook 04), or an
+untrained Glorot-initialised one when the cache lacks it (the output says which: L0 times of an
+untrained network mean little).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import subprocess
+import sys
+import tempfile
 import time
+from functools import partial
+from pathlib import Path
 
 import torch
 
-from helpers import cw, distillation, models
-from helpers.cache import cache_path
+from helpers import cw, cw_study, distillation, distillation_study, models
+from helpers.config import REPO_ROOT
 from helpers.profiles import budget
+from helpers.training import predict
+
+# the last commit with the previous helpers/cw.py (early abort on the batch's summed loss, torch's Adam)
+OLD_COMMIT = "298b159f54079caf5bdeda44f67157c32ce5e01e"
 
 
-def _network(profile: str) -> tuple[torch.nn.Module, str]:
-    cfg = budget(profile, "distill")
-    s = distillation._settings(profile)
-    key = {"settings": s, "seed": 0, "temperature": 1.0, "role": "undistilled"}
-    if cache_path("distill-net", key).exists():
-        return distillation.network(profile, "undistilled", 1.0, max(cfg.epochs)), "trained undistilled (cache)"
-    return distillation.keras_init(models.MnistNet()).eval(), "untrained Glorot-initialised (no cache)"
+def old_cw(commit: str):
+    """`helpers/cw.py` as of `commit`, imported as a module of the helpers package."""
+    source = subprocess.run(["git", "show", f"{commit}:helpers/cw.py"], cwd=REPO_ROOT, capture_output=True,
+                            text=True, check=True).stdout
+    path = Path(tempfile.mkdtemp()) / "cw_old.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("helpers._cw_old", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def iterations_per_second(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, iters: int) -> float:
+def network() -> tuple[torch.nn.Module, str]:
+    epochs = max(budget("default", "distill").epochs)
+    if distillation_study.is_trained("default", "undistilled", 1.0, epochs):
+        return distillation_study.network("default", "undistilled", 1.0, epochs), "trained undistilled (cache)"
+    return distillation.keras_init(models.MnistNet()).eval(), "UNTRAINED Glorot-initialised (no cache)"
+
+
+def instances(model: torch.nn.Module, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """n instances: correctly classified test images, each with its nine wrong targets in turn."""
+    cfg = budget("default", "distill")
+    x, y = distillation.mnist_splits(cfg.n_train, cfg.n_val, 0, cfg.n_test)["test"]
+    keep = torch.nonzero(predict(model, x).argmax(1) == y).flatten()[:-(-n // 9)]
+    x, y = x[keep].repeat_interleave(9, 0)[:n], y[keep].repeat_interleave(9)[:n]
+    offset = torch.arange(len(y)) % 9 + 1
+    return x, y, (y + offset) % 10
+
+
+def timed(fn, *args, **kwargs) -> tuple[dict, float]:
     start = time.perf_counter()
-    cw.cw_l2(model, x, target, search_steps=1, max_iter=iters, abort_early=False, batch_size=len(x))
-    return len(x) * iters / (time.perf_counter() - start)
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=20, help="images for the end-to-end default run")
-    parser.add_argument("--iters", type=int, default=20, help="iterations for the throughput measurement")
-    args = parser.parse_args()
-    torch.manual_seed(0)
-    model, what = _network("default")
-    split = distillation.mnist_splits(budget("smoke", "distill").n_train, budget("smoke", "distill").n_val)["test"]
-    print(f"device: {next(model.parameters()).device}, threads: {torch.get_num_threads()}, network: {what}")
+def l2_throughput(model: torch.nn.Module, old, batches: list[int], iters: int, repeats: int = 2) -> None:
+    print(f"L2, {iters} iterations per instance, early abort off; image-iterations/s, best of {repeats} "
+          "interleaved runs after a warm-up:")
+    for batch in batches:
+        x, _, target = instances(model, batch)
+        common = {"abort_early": False, "batch_size": batch, "c_init": 1.0}
+        runs = {"old": partial(old.cw_l2, model, x, target, search_steps=1, **common),
+                "new": partial(cw.cw_l2, model, x, target, binary_search_steps=1, **common)}
+        best, result = {}, {}
+        for run in runs.values():
+            run(max_iter=1)  # warm-up: the first call of a shape builds oneDNN's kernels
+        for _ in range(repeats):
+            for name, run in runs.items():
+                result[name], seconds = timed(run, max_iter=iters)
+                best[name] = min(best.get(name, seconds), seconds)
+        same = (result["old"]["success"] == result["new"]["success"]).float().mean().item()
+        diff = (result["old"]["l2"] - result["new"]["l2"]).abs().nan_to_num().max().item()
+        rate = {name: batch * iters / seconds for name, seconds in best.items()}
+        print(f"  batch {batch}: old {rate['old']:.0f}, new {rate['new']:.0f} ({rate['new'] / rate['old']:.2f}x); "
+              f"same success on {same:.0%} of instances, max |L2 difference| {diff:.1e}")
+
+
+def l0_per_image(model: torch.nn.Module, n: int) -> None:
+    x, y, _ = instances(model, 9 * n)
+    x, y = x[::9], y[::9]
+    target = cw_study.average_targets(y, 0)
     for profile in ("default", "paper"):
-        cfg = budget(profile, "cw")
-        n = min(cfg.batch_size, 200)
-        x, y = split[0][:n], split[1][:n]
-        rate = iterations_per_second(model, x, cw.random_targets(y, 10, 0), args.iters)
-        per_image = cfg.search_steps * cfg.max_iter
-        print(f"{profile}: batch {n} (profile batch {cfg.batch_size}): {rate:.0f} image-iterations/s; "
-              f"{cfg.search_steps} x {cfg.max_iter} iterations per image -> >= {rate / per_image:.3g} images/s "
-              f"without early abort")
-    cfg = budget("default", "cw")
-    x, y = split[0][:args.images], split[1][:args.images]
-    start = time.perf_counter()
-    res = cw.cw_l2(model, x, cw.random_targets(y, 10, 0), search_steps=cfg.search_steps, max_iter=cfg.max_iter,
-                   batch_size=cfg.batch_size)
-    seconds = time.perf_counter() - start
-    print(f"default end-to-end: {args.images} images in {seconds:.1f} s = {args.images / seconds:.2f} images/s "
-          f"(success {res['success'].float().mean():.0%}, mean L2 {res['l2'].nanmean():.2f})")
+        cap = budget(profile, "cw").l0_max_iter
+        res, seconds = timed(cw.cw_l0, model, x, target, max_iter=cap, batch_size=budget(profile, "cw").batch_size)
+        print(f"L0, {profile} cap {cap} iterations per constant, {n} images (average case): {seconds / n:.1f} s per "
+              f"image; success {res['success'].float().mean():.0%}, mean {res['l0'].nanmean():.1f} pixels, "
+              f"{res['iterations'].float().mean():.0f} model evaluations and {res['rounds'].float().mean():.0f} "
+              "rounds per image")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--iters", type=int, default=100, help="L2 iterations per instance in the throughput runs")
+    parser.add_argument("--batches", type=int, nargs="+", default=[100, 300, 900], help="L2 batch sizes")
+    parser.add_argument("--l0-images", type=int, default=10, help="images of the L0 timing (0: skip it)")
+    parser.add_argument("--old-commit", default=OLD_COMMIT, help="commit holding the previous helpers/cw.py")
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    model, what = network()
+    print(f"device: {next(model.parameters()).device}, threads: {torch.get_num_threads()}, network: {what}, "
+          f"python {sys.version.split()[0]}, torch {torch.__version__}")
+    l2_throughput(model, old_cw(args.old_commit), args.batches, args.iters)
+    if args.l0_images:
+        l0_per_image(model, args.l0_images)
 
 
 if __name__ == "__main__":

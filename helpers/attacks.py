@@ -1,5 +1,10 @@
 """L-infinity evasion attacks on pixel-space models: FGSM and PGD, and their evaluation.
 
+- FGSM: Goodfellow, Shlens & Szegedy, "Explaining and Harnessing Adversarial Examples",
+  ICLR 2015, eq. 3.
+- PGD: Madry, Makelov, Schmidt, Tsipras & Vladu, "Towards Deep Learning Models Resistant to
+  Adversarial Attacks", ICLR 2018, eq. 2 (with a uniform random start in the eps-ball).
+
 Every attack takes images `x` in pixel space [0, 1] and a model that takes pixel-space
 input (wrap a network trained on normalised data in `models.Normalized`), so `eps` is in
 pixel units and means the same for every model. Attacks are untargeted: they ascend the
@@ -16,9 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import models
-from .progress import progress
-from .training import load_model
+from .validation import check_range
 
 ATTACKS = ("fgsm", "pgd")
 
@@ -38,12 +41,28 @@ def frozen(model: nn.Module):
         model.train(was_training)
 
 
-def _check(x: torch.Tensor, eps: float) -> None:
-    if eps < 0:
-        raise ValueError(f"eps must be >= 0 (pixel units on [0, 1] images), got {eps}")
-    if x.numel() and (x.min() < 0 or x.max() > 1):
-        raise ValueError("attacks take pixel-space images in [0, 1]; convert normalised images with "
-                         "data.to_pixels(x, name).clamp(0, 1) and wrap the model in models.Normalized")
+
+
+def check_eps(eps: float) -> None:
+    """eps is an L-inf budget in pixel units of [0, 1] images: a finite number in [0, 1]."""
+    check_range("eps", eps, 0.0, 1.0)
+
+
+def check_images(x: torch.Tensor, y: torch.Tensor) -> None:
+    """Pixel-space images in [0, 1] without NaN, and one integer label per image."""
+    if x.numel() and not torch.isfinite(x).all():
+        found = "NaN or inf values"
+    elif x.numel() and (x.min() < 0 or x.max() > 1):
+        found = f"values in [{x.min().item():.3g}, {x.max().item():.3g}]"
+    else:
+        found = None
+    if found:
+        raise ValueError(f"x must hold pixel-space images with values in [0, 1], found {found}; convert "
+                         "normalised images with data.to_pixels(x, name).clamp(0, 1) and wrap the model in "
+                         "models.Normalized")
+    if y.dtype not in (torch.int64, torch.int32) or y.dim() != 1 or len(y) != len(x):
+        raise ValueError(f"y must hold one integer class label per image ({len(x)}), got dtype {y.dtype}, "
+                         f"shape {tuple(y.shape)}")
 
 
 def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,15 +73,22 @@ def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[
     return losses.detach(), grad
 
 
-def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-    """Fast gradient sign method (Goodfellow, Shlens & Szegedy 2015, eq. 3), untargeted:
+def fgsm_step(x: torch.Tensor, grad: torch.Tensor, eps: float) -> torch.Tensor:
+    """FGSM's update (Goodfellow et al. 2015, eq. 3) from the loss gradient at x:
     x_adv = clip(x + eps * sign(grad_x CE(f(x), y)), 0, 1)."""
-    _check(x, eps)
+    return (x.detach() + eps * grad.sign()).clamp(0, 1)
+
+
+def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+    """Fast gradient sign method (Goodfellow, Shlens & Szegedy 2015, eq. 3), untargeted: one
+    `fgsm_step` from x along the sign of the gradient of the cross-entropy of label y."""
+    check_eps(eps)
+    check_images(x, y)
     if eps == 0:
         return x.detach().clone()
     with frozen(model):
         _, grad = input_gradient(model, x, y)
-    return (x.detach() + eps * grad.sign()).clamp(0, 1)
+    return fgsm_step(x, grad, eps)
 
 
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 20,
@@ -71,11 +97,23 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: i
     """Projected gradient descent on the negative loss, L-inf (Madry et al. 2018, eq. 2):
     start uniformly in the eps-ball (random_start), then `steps` times
     x <- Proj_{B_inf(x0, eps) ∩ [0,1]}(x + step_size * sign(grad_x CE(f(x), y))).
-    Returns the last iterate; `step_size` defaults to eps / 8 (a random start draws from
-    `generator`, on CPU, so results are reproducible)."""
-    _check(x, eps)
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+
+    Args:
+        model: takes pixel-space images, returns logits.
+        x, y: images in [0, 1] and their labels.
+        eps: L-inf radius in pixel units, in [0, 1].
+        steps: number of gradient steps, >= 1.
+        step_size: size of each step (pixel units, > 0); default eps / 8.
+        random_start: start from a uniform draw in the eps-ball (else from x).
+        generator: CPU generator of the random start, for reproducible results.
+
+    Returns the last iterate.
+    """
+    check_eps(eps)
+    check_images(x, y)
+    check_range("steps", steps, 1, integer=True)
+    if step_size is not None:
+        check_range("step_size", step_size, 0.0, low_open=True)
     x0 = x.detach()
     if eps == 0:
         return x0.clone()
@@ -94,43 +132,61 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: i
 
 def evaluate_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_values: Sequence[float], *,
                     attack: str = "fgsm", steps: int = 20, step_fraction: float = 1 / 8,
-                    random_start: bool = True, seed: int = 0, batch_size: int = 1000, keep: int = 0,
-                    desc: str | None = None) -> dict:
+                    random_start: bool = True, seed: int = 0, batch_size: int = 1000, keep: int = 0) -> dict:
     """Accuracy under attack over a whole test set, per eps, in batches.
 
-    `x` are pixel-space images. For each eps: `accuracy` (adversarial predictions equal to
-    the label, over all images), `success_rate` (the fraction of the images the model
-    classified correctly *before* the attack that it misclassifies after it: initially
-    wrong images are not counted as successes), `clean_accuracy`, `n`, `n_correct`.
-    FGSM needs one gradient per batch for all eps (sign(grad) does not depend on eps);
-    PGD runs `steps` steps of size eps * step_fraction from a random start seeded by `seed`.
+    Args:
+        model: takes pixel-space images, returns logits (e.g. a `models.Normalized`).
+        x, y: pixel-space test images in [0, 1] (N, C, H, W) and their integer labels (N,).
+        eps_values: L-inf budgets in pixel units, each in [0, 1]; 0 gives the clean accuracy.
+        attack: "fgsm" or "pgd".
+        steps: PGD's number of steps (>= 1; ignored by FGSM).
+        step_fraction: PGD's step size as a fraction of eps (> 0).
+        random_start: PGD starts from a uniform draw in the eps-ball.
+        seed: seeds PGD's random start (non-negative integer).
+        batch_size: images per batch (>= 1).
+        keep: how many of the first images to keep as adversarial examples (>= 0).
 
-    Returns {"records": [per-eps dicts], "examples": {eps: {"adv", "pred"}}, "clean_pred"},
-    where examples keep the first `keep` adversarial images and their predictions (on CPU).
+    Returns {"records": [one dict per eps], "examples": {eps: {"adv", "pred"}}, "clean_pred"}.
+    A record holds `accuracy` (adversarial predictions equal to the label, over all images),
+    `success_rate` (the fraction of the images classified correctly *before* the attack that
+    are misclassified after it: initially wrong images are not counted as successes),
+    `clean_accuracy`, `n` and `n_correct`. FGSM takes one gradient per batch for all eps
+    (sign(grad) does not depend on eps). Examples hold the first `keep` adversarial images
+    and their predictions, on CPU. Bad arguments raise ValueError before any work.
     """
     if attack not in ATTACKS:
-        raise ValueError(f"unknown attack {attack!r}; valid: {', '.join(ATTACKS)}")
-    if len(x) != len(y) or len(x) == 0:
-        raise ValueError(f"need as many labels as images (got {len(x)} images, {len(y)} labels)")
+        raise ValueError(f"attack must be one of {', '.join(ATTACKS)}, got {attack!r}")
+    eps_values = list(eps_values)
+    if not eps_values:
+        raise ValueError("eps_values must name at least one eps in [0, 1], got none")
+    for e in eps_values:
+        check_eps(e)
     eps_values = [float(e) for e in eps_values]
-    _check(x, min(eps_values))
+    check_images(x, y)
+    if len(x) == 0:
+        raise ValueError("x must hold at least one image, got 0")
+    check_range("steps", steps, 1, integer=True)
+    check_range("step_fraction", step_fraction, 0.0, low_open=True)
+    check_range("seed", seed, 0, integer=True)
+    check_range("batch_size", batch_size, 1, integer=True)
+    check_range("keep", keep, 0, integer=True)
     dev = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     correct_adv = {e: torch.zeros(len(x), dtype=torch.bool) for e in eps_values}
     examples = {e: {"adv": [], "pred": []} for e in eps_values}
     clean_pred = torch.empty(len(x), dtype=torch.long)
-    batches = range(0, len(x), batch_size)
     with frozen(model):
-        for i in progress(batches, desc=desc or attack) if desc else batches:
+        for i in range(0, len(x), batch_size):
             xb, yb = x[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev)
             with torch.no_grad():
                 clean_pred[i:i + len(xb)] = model(xb).argmax(1).cpu()
-            grad_sign = input_gradient(model, xb, yb)[1].sign() if attack == "fgsm" else None
+            grad = input_gradient(model, xb, yb)[1] if attack == "fgsm" else None
             for e in eps_values:
                 if e == 0:
                     adv = xb
                 elif attack == "fgsm":
-                    adv = (xb + e * grad_sign).clamp(0, 1)
+                    adv = fgsm_step(xb, grad, e)
                 else:
                     adv = pgd(model, xb, yb, e, steps=steps, step_size=e * step_fraction,
                               random_start=random_start, generator=generator)
@@ -151,20 +207,3 @@ def evaluate_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_valu
                         "n": len(x), "n_correct": n_correct})
     kept = {e: {"adv": torch.cat(v["adv"]), "pred": torch.cat(v["pred"])} for e, v in examples.items() if v["adv"]}
     return {"records": records, "examples": kept, "clean_pred": clean_pred}
-
-
-def attack_runs(runs: list[dict], *, arch: str, mean_std: tuple[float, float], x: torch.Tensor, y: torch.Tensor,
-                eps_values: Sequence[float], attack: str, info: dict, arch_kwargs: dict | None = None,
-                **attack_kwargs) -> list[dict]:
-    """`evaluate_attack` on every trained model of `training.train_models`'s `runs`
-    (each wrapped in `models.Normalized(mean_std)` so it takes pixel-space `x`).
-
-    Returns tidy rows: `info` (e.g. architecture and condition), the model's seed, and
-    each per-eps record. A PGD random start is seeded by the model's seed.
-    """
-    rows = []
-    for run in runs:
-        model = models.Normalized(load_model(arch, run["state_dict"], arch_kwargs), *mean_std)
-        result = evaluate_attack(model, x, y, eps_values, attack=attack, seed=run["seed"], **attack_kwargs)
-        rows += [{**info, "seed": run["seed"], **record} for record in result["records"]]
-    return rows

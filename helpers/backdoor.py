@@ -1,29 +1,46 @@
-"""BadNets backdoor (Gu, Dolan-Gavitt & Garg, 2017): a fixed trigger patch stamped on a
-fraction of the training images, which are relabelled to one target class (all-to-one).
+"""Backdoor attacks through dataset condensation: BadNets and DOORPING.
 
-The trigger is a `size` x `size` square of pixel value `value` (in [0, 1]) placed in a
-corner with a `margin` of pixels to the border. Poisoning picks exactly round(rate * N)
-training images, uniformly at random (seeded) among those whose true class is not the
-target, so every poisoned image is a label flip (choice as in Gu et al.'s all-to-one
-attack; Liu et al.'s NAIVEATTACK samples from all images, which at rate r relabels
-about r * 0.9 N of them). The returned split is normalised like `data.load`'s.
+BadNets (Gu, Dolan-Gavitt & Garg, 2017): a fixed trigger patch stamped on a fraction of
+the training images, which are relabelled to one target class (all-to-one). The trigger
+is a `size` x `size` square of pixel value `value` (in [0, 1]) placed in a corner with a
+`margin` of pixels to the border. Poisoning picks exactly round(rate * N) training images,
+uniformly at random (seeded) among those whose true class is not the target, so every
+poisoned image is a label flip (choice as in Gu et al.'s all-to-one attack; Liu et al.'s
+NAIVEATTACK samples from all images, which at rate r relabels about r * 0.9 N of them).
+Splits are normalised like `data.load`'s; triggers (patterns) live in pixel space.
+
+DOORPING (Liu et al., "Backdoor Attacks Against Dataset Distillation", NDSS 2023, Sec. 5;
+code liuyugeng/baadd, `DC/utils.py` `select_neuron`/`update_trigger`): the same patch, but
+its pixels are learnable and re-optimised during condensation. After each outer step the
+trigger takes Adam steps (lr 0.08, betas (0.9, 0.99), at most `max_steps`, early stop when
+the loss falls below `stop_loss`) on the current network so that one neuron of the layer
+before the classifier reaches `alpha` times its initial activation (MSE), and the poisoned
+images are re-stamped with it; `doorping_hook` is that step as a `condensation.condense`
+hook. Unlike their code, the trigger is kept in the pixel range [0, 1] (projected after
+each step).
 
 Metrics: clean test accuracy (CTA) on the untouched test set, and attack success rate
-(ASR): the fraction of triggered test images whose true class is not the target that
-the model classifies as the target.
+(ASR): the fraction of triggered test images whose true class is not the target that the
+model classifies as the target.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
 from . import data
-from .training import load_model, predict, train_models
+from .training import predict
+from .validation import check_range
 
 CORNERS = ("bottom-right", "bottom-left", "top-right", "top-left")
+PATIENCE = 10  # DOORPING: Adam steps without a 0.1 % lower loss before the update stops early
+
+
 
 
 @dataclass(frozen=True)
@@ -39,14 +56,14 @@ class BadNets:
     seed: int = 0
 
     def __post_init__(self):
-        if not 0 <= self.rate <= 1:
-            raise ValueError(f"poison rate must be in [0, 1], got {self.rate}")
+        check_range("poison rate", self.rate, 0, 1)
+        check_range("target", self.target, 0, math.inf, integer=True)
+        check_range("trigger size", self.size, 1, math.inf, integer=True)
+        check_range("trigger margin", self.margin, 0, math.inf, integer=True)
+        check_range("trigger value (a pixel value)", self.value, 0, 1)
+        check_range("poison seed", self.seed, 0, math.inf, integer=True)
         if self.corner not in CORNERS:
             raise ValueError(f"unknown corner {self.corner!r}; valid: {', '.join(CORNERS)}")
-        if self.size < 1 or self.margin < 0:
-            raise ValueError(f"need size >= 1 and margin >= 0 (got size {self.size}, margin {self.margin})")
-        if not 0 <= self.value <= 1:
-            raise ValueError(f"trigger value is a pixel value in [0, 1], got {self.value}")
 
     def box(self, height: int = 28, width: int = 28) -> tuple[int, int]:
         """(row, column) of the patch's top-left pixel in an image of the given size."""
@@ -56,34 +73,52 @@ class BadNets:
         col = width - self.margin - self.size if self.corner.endswith("right") else self.margin
         return row, col
 
+    def mask(self, height: int = 28, width: int = 28) -> torch.Tensor:
+        """Boolean (height, width) mask of the patch."""
+        row, col = self.box(height, width)
+        out = torch.zeros(height, width, dtype=torch.bool)
+        out[row:row + self.size, col:col + self.size] = True
+        return out
+
+    def pattern(self, channels: int = 1) -> torch.Tensor:
+        """The fixed BadNets trigger as a (channels, size, size) pixel-space pattern."""
+        return torch.full((channels, self.size, self.size), float(self.value))
+
     def tag(self, dataset: str = "fashion") -> dict:
         """A JSON-able description of the poisoned training split (a cache key, e.g. the
         `data_tag` of `condensation.synthetic_set`)."""
         return {"attack": "badnets", "dataset": dataset, "split": "train", **asdict(self)}
 
 
-def stamp(images: torch.Tensor, attack: BadNets, name: str | None = None) -> torch.Tensor:
-    """A copy of `images` (N, C, H, W) with the trigger patch set to `attack.value`.
+def stamp(images: torch.Tensor, attack: BadNets, name: str | None = None,
+          pattern: torch.Tensor | None = None) -> torch.Tensor:
+    """A copy of `images` (N, C, H, W) with the trigger patch set to `pattern`
+    ((C, size, size) pixel values; default: BadNets' constant `attack.value`).
 
     Pixel-space images when `name` is None; otherwise images normalised for dataset
-    `name`, and the patch gets the normalised value (the same image as stamping in
-    pixel space and normalising, without round-off elsewhere)."""
+    `name`, and the patch gets the normalised pattern (the same image as stamping in
+    pixel space and normalising, without round-off elsewhere). Differentiable in `pattern`."""
     if images.dim() != 4:
         raise ValueError(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
-    value = attack.value if name is None else data.normalize(torch.tensor(attack.value), name).item()
+    pattern = attack.pattern(images.shape[1]) if pattern is None else pattern
+    if pattern.shape != (images.shape[1], attack.size, attack.size):
+        raise ValueError(f"trigger pattern of shape {tuple(pattern.shape)}, expected "
+                         f"{(images.shape[1], attack.size, attack.size)}")
+    patch = pattern if name is None else data.normalize(pattern, name)
     row, col = attack.box(*images.shape[-2:])
     out = images.clone()
-    out[..., row:row + attack.size, col:col + attack.size] = value
+    out[..., row:row + attack.size, col:col + attack.size] = patch.to(out)
     return out
 
 
-def poison(split: data.Split, attack: BadNets) -> tuple[data.Split, torch.Tensor]:
+def poison(split: data.Split, attack: BadNets, pattern: torch.Tensor | None = None
+           ) -> tuple[data.Split, torch.Tensor]:
     """The poisoned copy of a training split and the (sorted) indices of poisoned images.
 
     Exactly round(rate * len(split)) images, chosen with `attack.seed` among those whose
-    label is not the target, get the trigger and the target label; all others are
-    unchanged. Fails if there are not enough non-target images."""
-    if not 0 <= attack.target < split.num_classes:
+    label is not the target, get the trigger (`pattern`, default BadNets' constant) and the
+    target label; all others are unchanged. Fails if there are not enough non-target images."""
+    if attack.target >= split.num_classes:
         raise ValueError(f"target {attack.target} is not a class of {split.name} (0..{split.num_classes - 1})")
     n = round(attack.rate * len(split))
     candidates = torch.nonzero(split.labels != attack.target).flatten()
@@ -92,17 +127,26 @@ def poison(split: data.Split, attack: BadNets) -> tuple[data.Split, torch.Tensor
                          f"are outside the target class; lower the rate")
     g = torch.Generator().manual_seed(attack.seed)
     idx = candidates[torch.randperm(len(candidates), generator=g)[:n]].sort().values
-    images, labels = split.images.clone(), split.labels.clone()
-    images[idx] = stamp(images[idx], attack, split.name)
+    labels = split.labels.clone()
     labels[idx] = attack.target
-    return data.Split(split.name, images, labels, split.classes), idx
+    return restamp(data.Split(split.name, split.images, labels, split.classes), idx, attack, pattern), idx
 
 
-def triggered_test(split: data.Split, attack: BadNets) -> tuple[torch.Tensor, torch.Tensor]:
+def restamp(split: data.Split, idx: torch.Tensor, attack: BadNets, pattern: torch.Tensor | None = None
+            ) -> data.Split:
+    """A copy of `split` whose images `idx` carry the trigger `pattern` (DOORPING's re-stamping
+    after each trigger update); every other image, and all labels, are unchanged."""
+    images = split.images.clone()
+    images[idx] = stamp(images[idx], attack, split.name, pattern)
+    return data.Split(split.name, images, split.labels, split.classes)
+
+
+def triggered_test(split: data.Split, attack: BadNets, pattern: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """The test images whose true class is not the target, with the trigger stamped
     (normalised), and their true labels: the set the ASR is measured on."""
     keep = split.labels != attack.target
-    return stamp(split.images[keep], attack, split.name), split.labels[keep]
+    return stamp(split.images[keep], attack, split.name, pattern), split.labels[keep]
 
 
 def attack_success_rate(predictions: torch.Tensor, true_labels: torch.Tensor, target: int) -> float:
@@ -114,52 +158,12 @@ def attack_success_rate(predictions: torch.Tensor, true_labels: torch.Tensor, ta
     return (predictions[keep] == target).float().mean().item()
 
 
-def backdoor_metrics(model: nn.Module, test: data.Split, attack: BadNets) -> dict:
+def backdoor_metrics(model: nn.Module, test: data.Split, attack: BadNets,
+                     pattern: torch.Tensor | None = None) -> dict:
     """{"cta": clean test accuracy, "asr": attack success rate} of a model on a test split."""
     cta = (predict(model, test.images).argmax(1) == test.labels).float().mean().item()
-    x, y = triggered_test(test, attack)
+    x, y = triggered_test(test, attack, pattern)
     return {"cta": cta, "asr": attack_success_rate(predict(model, x).argmax(1), y, attack.target)}
-
-
-# ----------------------------------------------------------------------------------------
-# The study of notebook 06: conditions, training and the verdict.
-
-CLEAN_TAG = {"dataset": "fashion", "split": "train"}  # condensation.synthetic_set's default data
-
-
-def training_data(n_images: int | None = None, seed: int = 0) -> tuple[data.Split, dict]:
-    """The clean FashionMNIST training split (or a stratified subset of `n_images`, for quick
-    runs) and its tag; with the whole split the tag equals `condensation.synthetic_set`'s
-    default, so clean condensed sets are shared with notebook 01's cache."""
-    train = data.load("fashion", True)
-    if n_images is None:
-        return train, dict(CLEAN_TAG)
-    return data.stratified_subset(train, n_images, seed), {**CLEAN_TAG, "subset": n_images, "subset_seed": seed}
-
-
-def poisoned_data(clean: data.Split, clean_tag: dict, attack: BadNets) -> tuple[data.Split, torch.Tensor, dict]:
-    """(poisoned split, poisoned indices, tag): `poison` plus a tag naming the clean data and
-    the attack (pass it as `data_tag` to `condensation.synthetic_set`)."""
-    poisoned, idx = poison(clean, attack)
-    return poisoned, idx, {**clean_tag, "poison": attack.tag(clean.name)}
-
-
-def train_and_measure(images: torch.Tensor, labels: torch.Tensor, *, arch: str, tag: dict, test: data.Split,
-                      attack: BadNets, settings: dict) -> list[dict]:
-    """Train `settings["n_models"]` networks of `arch` on (images, labels) with
-    `training.train_models` (cached; `settings` are its keyword arguments, e.g.
-    `condensation.evaluation_settings(profile)`), then measure each: CTA is the accuracy on
-    the clean `test` split, ASR the attack success rate on its triggered non-target images.
-    Returns one record per model: {"model_seed", "cta", "asr"}."""
-    kwargs = {**settings, "arch": arch}
-    results = train_models(images, labels, tag=tag, test=(test.images, test.labels), **kwargs)
-    x, y = triggered_test(test, attack)
-    out = []
-    for r in results:
-        model = load_model(arch, r["state_dict"])
-        out.append({"model_seed": r["seed"], "cta": r["test_acc"],
-                    "asr": attack_success_rate(predict(model, x).argmax(1), y, attack.target)})
-    return out
 
 
 def trigger_brightness(images: torch.Tensor, attack: BadNets, name: str = "fashion") -> torch.Tensor:
@@ -171,17 +175,111 @@ def trigger_brightness(images: torch.Tensor, attack: BadNets, name: str = "fashi
     return patch - pixels.flatten(1).mean(1)
 
 
-def verdict(asr_condensed: float, asr_poisoned_full: float, asr_floor: float, tolerance: float = 0.05) -> str:
-    """'removes', 'weakens' or 'keeps' the backdoor: condensation keeps it when the ASR after
-    condensing retains at least 75% of the reference's (poisoned full data) ASR excess over the
-    clean floor, removes it when it is within `tolerance` of the floor, weakens it otherwise;
-    'undetermined' when the reference itself is within `tolerance` of the floor (no backdoor)."""
-    excess_full = asr_poisoned_full - asr_floor
-    excess = asr_condensed - asr_floor
-    if excess_full <= tolerance:
-        return "undetermined"
-    if excess <= tolerance:
-        return "removes"
-    if excess >= 0.75 * excess_full:
-        return "keeps"
-    return "weakens"
+# ----------------------------------------------------------------------------------------
+# DOORPING: the trigger re-optimised during condensation (Liu et al. 2023, Sec. 5).
+
+@dataclass(frozen=True)
+class Doorping:
+    """DOORPING's trigger update, defaults from Liu et al.'s code (`update_trigger`)."""
+
+    lr: float = 0.08          # Adam learning rate on the trigger's pixels
+    max_steps: int = 1000     # Adam steps per update at most
+    alpha: float = 10.0       # target activation: alpha x the neuron's activation at the update's start
+    stop_loss: float = 0.5    # early stop once the squared error to the target falls below this
+    seed: int = 0             # seed of the random initial trigger
+
+    def __post_init__(self):
+        check_range("DOORPING lr", self.lr, 1e-12, math.inf)
+        check_range("DOORPING max_steps", self.max_steps, 0, math.inf, integer=True)
+        check_range("DOORPING alpha", self.alpha, 1, math.inf)
+        check_range("DOORPING stop_loss", self.stop_loss, 0, math.inf)
+        check_range("DOORPING seed", self.seed, 0, math.inf, integer=True)
+
+
+def initial_trigger(attack: BadNets, settings: Doorping, channels: int = 1) -> torch.Tensor:
+    """A random (channels, size, size) pixel pattern in [1/255, 1], as their code's
+    `randint(1, 256)` initialisation."""
+    g = torch.Generator().manual_seed(settings.seed)
+    return torch.randint(1, 256, (channels, attack.size, attack.size), generator=g).float() / 255
+
+
+def _trigger_image(pattern: torch.Tensor, attack: BadNets, name: str, shape: tuple[int, ...]) -> torch.Tensor:
+    """The trigger alone on a black (pixel 0) image, normalised: the input of their update."""
+    return stamp(data.normalize(torch.zeros(1, *shape), name), attack, name, pattern)
+
+
+def _last_conv(net: nn.Module) -> nn.Conv2d:
+    convs = [m for m in net.features.modules() if isinstance(m, nn.Conv2d)]
+    if not convs or not hasattr(net, "embed"):
+        raise ValueError(f"{type(net).__name__} has no convolutional `features` and `embed` (DC's ConvNet)")
+    return convs[-1]
+
+
+@torch.no_grad()
+def trigger_neuron(net: nn.Module, pattern: torch.Tensor, attack: BadNets, name: str = "fashion",
+                   shape: tuple[int, ...] = (1, 28, 28)) -> int:
+    """The unit of `net.embed` (the layer before the classifier) that DOORPING drives.
+
+    Their rule (after TrojanNN) takes the unit with the largest L1 norm of incoming weights;
+    in DC's ConvNet the units of one channel share the last convolution's kernel, so each
+    unit's score is that norm times how much the trigger moves its activation
+    (|embed(trigger image) - embed(black image)|), which picks the position the patch reaches."""
+    conv = _last_conv(net)
+    x = _trigger_image(pattern, attack, name, shape)
+    tie = (net.embed(x) - net.embed(data.normalize(torch.zeros(1, *shape), name)))[0].abs().cpu()
+    weight_norm = conv.weight.detach().abs().sum((1, 2, 3)).cpu().repeat_interleave(len(tie) // conv.out_channels)
+    return int((weight_norm * tie).argmax())
+
+
+def update_trigger(net: nn.Module, pattern: torch.Tensor, attack: BadNets, settings: Doorping,
+                   name: str = "fashion", shape: tuple[int, ...] = (1, 28, 28)) -> tuple[torch.Tensor, dict]:
+    """One DOORPING trigger update on `net` (their `update_trigger`): Adam on the pattern's
+    pixels until the chosen neuron's activation is within sqrt(stop_loss) of alpha times its
+    starting value, `max_steps` are spent, or the loss has not improved by 0.1 % for `PATIENCE`
+    steps (projected onto [0, 1] after each step, the pattern often cannot reach the target). The network's
+    weights and mode are left as they were. Returns (new pattern, {"neuron", "steps",
+    "activation_before", "activation_after"})."""
+    dev = next(net.parameters()).device
+    was_training = net.training
+    net.eval()
+    neuron = trigger_neuron(net, pattern.to(dev), attack, name, shape)
+    p = pattern.detach().clone().to(dev).requires_grad_(True)
+    opt = torch.optim.Adam([p], lr=settings.lr, betas=(0.9, 0.99))
+    start = target = None
+    best, since_best = math.inf, 0
+    for steps in range(settings.max_steps + 1):
+        act = net.embed(_trigger_image(p, attack, name, shape).to(dev))[0, neuron]
+        if target is None:
+            start, target = act.item(), settings.alpha * act.detach()
+        loss = (act - target) ** 2
+        if loss.item() < settings.stop_loss or steps == settings.max_steps:
+            break
+        if loss.item() < best * (1 - 1e-3):
+            best, since_best = loss.item(), 0
+        elif (since_best := since_best + 1) >= PATIENCE:  # in the box [0, 1] the target may be out of reach
+            break
+        p.grad, = torch.autograd.grad(loss, p)  # only the trigger: the network's gradients stay untouched
+        opt.step()
+        with torch.no_grad():
+            p.clamp_(0, 1)
+    net.train(was_training)
+    return p.detach().cpu(), {"neuron": neuron, "steps": steps, "activation_before": start,
+                              "activation_after": act.item()}
+
+
+def doorping_hook(poisoned: data.Split, idx: torch.Tensor, attack: BadNets, settings: Doorping,
+                  pattern: torch.Tensor, log: list[dict]) -> Callable[[nn.Module, int, int], data.Split]:
+    """The `on_outer_step(net, iteration, step)` hook of `condensation.condense` that runs
+    DOORPING: update the trigger on the current network, re-stamp the poisoned images `idx`
+    of `poisoned` with it and hand the re-stamped split back as the real data. Appends one
+    record per update to `log` ({"iteration", "step", "pattern", update_trigger's info});
+    the latest pattern is `log[-1]["pattern"]` (or `pattern` before the first update)."""
+    state = {"pattern": pattern}
+    shape = tuple(poisoned.images.shape[1:])
+
+    def hook(net: nn.Module, iteration: int, step: int) -> data.Split:
+        state["pattern"], info = update_trigger(net, state["pattern"], attack, settings, poisoned.name, shape)
+        log.append({"iteration": iteration, "step": step, "pattern": state["pattern"], **info})
+        return restamp(poisoned, idx, attack, state["pattern"])
+
+    return hook

@@ -1,279 +1,406 @@
-"""Carlini & Wagner attacks (IEEE S&P 2017): L2 and L0, batched over images.
+"""Carlini & Wagner attacks (IEEE S&P 2017, "Towards evaluating the robustness of neural
+networks"): the L2 attack (Sec. V-A) and the L0 attack (Sec. V-B), following the rules of the
+authors' released code (carlini/nn_robust_attacks, `l2_attack.py` and `l0_attack.py`).
 
-Models take pixel-space input in [0, 1] and return logits Z. Every attack returns a dict of
-per-image tensors: `adv` (NaN for images the attack did not break: there is no adversarial),
-`success` (bool), `l2`, `linf`, `l0` (NaN where unsuccessful) and, for L2, `const` (the c of
-the best adversarial). Distances are on the [0, 1] pixel scale (C&W's [-0.5, 0.5] scale has
-the same width, so their numbers compare directly).
+An *instance* is one (image, label) pair: an image with each of its nine wrong targets is nine
+instances. Instances run side by side, `batch_size` rows at a time, each with its own constant
+c, its own Adam state and its own stopping rule; an instance that finishes leaves the batch and
+the next waiting one takes its row. A hard instance therefore never holds up the others, and an
+instance's result does not depend on which instances share its batch.
+
+Models take pixel-space input in [0, 1] and return logits Z. Both attacks return a dict of
+per-instance tensors (on the CPU): `adv` (NaN where the attack failed: there is no adversarial),
+`success` (bool), `l2`, `linf` and `l0` (changed pixels), NaN where unsuccessful, `const` (the c
+of the returned adversarial) and `iterations` (model evaluations, the attack's cost). Distances
+are on the [0, 1] pixel scale (C&W's [-0.5, 0.5] scale has the same width, so their numbers
+compare directly).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
 
-from .attacks import frozen
+from .attacks import check_images, frozen
 from .progress import progress
+from .validation import check_range
 
-CHANGED = 1e-4  # a pixel counts as changed (L0) when |delta| exceeds this (C&W's L0 code uses .0001)
-_BOX = 0.999999  # C&W: w0 = arctanh((2 x0 - 1) * 0.999999) keeps arctanh finite at 0 and 1
+CHANGED = 1e-4  # a pixel counts as changed when some channel moved by at least this (l0_attack.py: .0001)
+_BOX = 0.999999  # C&W: w = arctanh((2 x - 1) * 0.999999) keeps arctanh finite at 0 and 1
+_NO_UPPER = 1e10  # l2_attack.py's upper bound of c before the first success
+L0_MARGIN = 0.01  # l0_attack.py's f-term: max(0, max_{i != t} Z_i - Z_t + 0.01)
+L0_WORKS = 1e-4  # a restricted L0 run stops at the first iterate whose f-term is below this
+L0_SCORE_STOP = 0.01  # an L0 round stops freezing after a pixel whose score exceeds this
+L0_FREEZE_SQRT = 0.3  # ... or after 0.3 * sqrt(changed pixels) frozen pixels
+_ADAM = (0.9, 0.999, 1e-8)  # Adam's beta1, beta2, eps (Kingma & Ba; PyTorch's and TensorFlow's defaults)
+
+
+def _gap(logits: torch.Tensor, label: torch.Tensor, targeted: bool) -> torch.Tensor:
+    """max_{i != t} Z_i - Z_t for target t (targeted), Z_y - max_{i != y} Z_i for the true class y:
+    negative exactly when the attack's goal is met."""
+    onehot = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, label[:, None], True)
+    z_label = logits[onehot]
+    z_other = logits.masked_fill(onehot, -math.inf).amax(1)
+    return z_other - z_label if targeted else z_label - z_other
 
 
 def margin(logits: torch.Tensor, label: torch.Tensor, kappa: float, targeted: bool) -> torch.Tensor:
     """C&W's objective f (their f_6): targeted f = max(max_{i != t} Z_i - Z_t, -kappa) for target t;
     untargeted f = max(Z_y - max_{i != y} Z_i, -kappa) for the true label y. f <= 0 <=> attack works."""
-    onehot = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, label[:, None], True)
-    z_label = logits[onehot]
-    z_other = logits.masked_fill(onehot, -math.inf).amax(1)
-    gap = z_other - z_label if targeted else z_label - z_other
-    return gap.clamp(min=-kappa)
+    return _gap(logits, label, targeted).clamp(min=-kappa)
 
 
-def _succeeds(logits: torch.Tensor, label: torch.Tensor, kappa: float, targeted: bool) -> torch.Tensor:
-    """The classification condition C&W check: the target wins by more than kappa (targeted),
-    or some other class beats the true label by more than kappa (untargeted)."""
-    return margin(logits, label, math.inf, targeted) < -kappa
-
-
-def _distances(adv: torch.Tensor, x0: torch.Tensor, ok: torch.Tensor) -> dict:
-    delta = (adv - x0).flatten(1)
-    nan = torch.full((len(x0),), math.nan)
-    pick = lambda v: torch.where(ok, v, nan)  # noqa: E731
-    return {"l2": pick(delta.norm(dim=1)), "linf": pick(delta.abs().amax(1)),
-            "l0": pick((delta.abs() > CHANGED).sum(1).float())}
+def binary_search_update(const: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
+                         success: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """C&W's search over c after one optimisation run (l2_attack.py), per instance: a run that
+    succeeded lowers the upper bound to c, one that failed raises the lower bound to c; the next c
+    is the midpoint of the bounds once an upper bound exists, and 10 c before the first success.
+    Returns (const, lower, upper)."""
+    upper = torch.where(success, torch.minimum(upper, const), upper)
+    lower = torch.where(success, lower, torch.maximum(lower, const))
+    const = torch.where(upper < _NO_UPPER / 10, (lower + upper) / 2, const * 10)
+    return const, lower, upper
 
 
 def _to_w(x: torch.Tensor) -> torch.Tensor:
-    """Inverse of the change of variables x = (tanh(w) + 1) / 2 (C&W Sec. V-A, L2 attack)."""
+    """Inverse of C&W's change of variables x = (tanh(w) + 1) / 2 (Sec. V-A)."""
     return torch.atanh((2 * x - 1).clamp(-1, 1) * _BOX)
 
 
-def _attack_batch(model: nn.Module, x0: torch.Tensor, label: torch.Tensor, *, targeted: bool, kappa: float,
-                  c_init: torch.Tensor, search_steps: int, max_iter: int, lr: float, abort_early: bool,
-                  mask: torch.Tensor, start: torch.Tensor) -> dict:
-    n = len(x0)
-    lower = torch.zeros(n, dtype=torch.float64)
-    upper = torch.full((n,), 1e10, dtype=torch.float64)
-    const = c_init.to(torch.float64).clone()
-    best_l2 = torch.full((n,), math.inf)
-    best_adv = x0.clone()
-    best_const = torch.full((n,), math.nan)
-    w_start = _to_w(start)
-    check_every = max(1, max_iter // 10)
-    for _ in range(search_steps):
-        w = w_start.clone().requires_grad_(True)  # fresh start (and fresh Adam state) per c, as C&W
-        opt = torch.optim.Adam([w], lr=lr)
-        c = const.float()
-        found = torch.zeros(n, dtype=torch.bool)
-        prev = math.inf
-        for it in range(max_iter):
-            x = x0 + mask * ((torch.tanh(w) + 1) / 2 - x0)  # frozen pixels (mask 0) stay at x0
-            logits = model(x)
-            l2sq = (x - x0).flatten(1).pow(2).sum(1)
-            loss = (l2sq + c * margin(logits, label, kappa, targeted)).sum()  # C&W Eq. for the L2 attack
-            with torch.no_grad():
-                ok = _succeeds(logits, label, kappa, targeted)
-                better = ok & (l2sq.sqrt() < best_l2)
-                best_l2 = torch.where(better, l2sq.sqrt(), best_l2)
-                best_adv[better] = x[better].detach()
-                best_const = torch.where(better, c, best_const)
-                found |= ok
-            if abort_early and it % check_every == 0:  # stop when the loss no longer decreases
-                if loss.item() > prev * 0.9999:
-                    break
-                prev = loss.item()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        # per-image search over c: x10 until the first success, then bisection (C&W's code)
-        upper = torch.where(found, torch.minimum(upper, const), upper)
-        lower = torch.where(found, lower, torch.maximum(lower, const))
-        bisect = upper < 1e9
-        const = torch.where(bisect, (lower + upper) / 2, const * 10)
-    ok = torch.isfinite(best_l2)
+def _columns(k: int, dev: torch.device, **columns: tuple[float, torch.dtype]) -> dict[str, torch.Tensor]:
+    """Per-row state of k new rows: name=(initial value, dtype)."""
+    return {name: torch.full((k,), value, dtype=dtype, device=dev) for name, (value, dtype) in columns.items()}
+
+
+def _adam_state(x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Fresh Adam state for rows shaped like x: moments m, v and the step count t."""
+    return {"m": torch.zeros_like(x), "v": torch.zeros_like(x),
+            "t": torch.zeros(len(x), dtype=torch.float64, device=x.device)}
+
+
+def _adam_reset(rows: dict, reset: torch.Tensor) -> None:
+    keep = ~reset.view(-1, *[1] * (rows["m"].dim() - 1))
+    rows["m"] *= keep
+    rows["v"] *= keep
+    rows["t"] *= ~reset
+
+
+def _adam_step(rows: dict, grad: torch.Tensor, lr: float) -> None:
+    """One Adam step (Kingma & Ba 2015, Alg. 1; the arithmetic of torch.optim.Adam) on `rows["w"]`,
+    with a step count per row so that each instance's state restarts on its own."""
+    beta1, beta2, eps = _ADAM
+    m, v, t = rows["m"], rows["v"], rows["t"]
+    t += 1
+    m.lerp_(grad, 1 - beta1)
+    v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    shape = (-1, *[1] * (grad.dim() - 1))
+    step = (lr / (1 - beta1 ** t)).float().view(shape)
+    denom = (v.sqrt() / (1 - beta2 ** t).sqrt().float().view(shape)).add_(eps)
+    rows["w"] = rows["w"] - step * m / denom
+
+
+class _Pool:
+    """The batch of running instances: per-row tensors in `rows` (first dimension = row); rows
+    that finish leave and waiting instances (ids 0..total-1, made by `fresh(ids)`) take their place."""
+
+    def __init__(self, total: int, size: int, fresh: Callable[[torch.Tensor], dict]):
+        self.total, self.size, self.fresh, self.admitted = total, size, fresh, 0
+        self.rows: dict[str, torch.Tensor] = {}
+        self._fill()
+
+    def __len__(self) -> int:
+        return len(self.rows["id"]) if self.rows else 0
+
+    def _fill(self) -> None:
+        take = min(self.size - len(self), self.total - self.admitted)
+        if take <= 0:
+            return
+        new = self.fresh(torch.arange(self.admitted, self.admitted + take))
+        self.admitted += take
+        self.rows = {k: torch.cat([self.rows[k], v]) for k, v in new.items()} if self.rows else new
+
+    def retire(self, done: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Remove the rows flagged in `done` (returned) and refill the batch."""
+        out = {k: v[done] for k, v in self.rows.items()}
+        self.rows = {k: v[~done] for k, v in self.rows.items()}
+        self._fill()
+        return out
+
+    def iterations(self, desc: str | None) -> Iterator[int]:
+        """One item per iteration of the batch, until every instance has finished."""
+        def loop():
+            it = 0
+            while len(self):
+                yield it
+                it += 1
+        return iter(progress(loop(), desc=desc)) if desc else loop()
+
+
+def _check_inputs(model: nn.Module, x0: torch.Tensor, label: torch.Tensor) -> None:
+    check_images(x0, label)
+    with torch.no_grad(), frozen(model):
+        classes = model(x0[:1].to(_device(model))).shape[1]
+    bad = label[(label < 0) | (label >= classes)]
+    if len(bad):
+        raise ValueError(f"label must hold class indices in [0, {classes - 1}], got {bad.tolist()[:5]}")
+
+
+def _check_common(c_init: float | torch.Tensor, max_iter: int, lr: float, batch_size: int) -> None:
+    if isinstance(c_init, torch.Tensor):
+        if not (torch.isfinite(c_init).all() and (c_init > 0).all()):
+            raise ValueError(f"c_init must hold finite numbers in (0, inf), got {c_init.tolist()[:5]}")
+    else:
+        check_range("c_init", c_init, 0.0, low_open=True)
+    check_range("max_iter", max_iter, 1, integer=True)
+    check_range("lr", lr, 0.0, low_open=True)
+    check_range("batch_size", batch_size, 1, integer=True)
+
+
+@contextmanager
+def _attacking(model: nn.Module):
+    """`frozen` (eval mode, no parameter gradients) with the model's weights in channels-last
+    layout while attacked: oneDNN's convolutions and max-pooling run about 1.2x faster on a CPU
+    that way (benchmarks/bench_cw.py), with results equal to rounding. Both restored afterwards."""
+    with frozen(model):
+        model.to(memory_format=torch.channels_last)
+        try:
+            yield model
+        finally:
+            model.to(memory_format=torch.contiguous_format)
+
+
+def _images(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _distances(adv: torch.Tensor, x0: torch.Tensor, ok: torch.Tensor) -> dict:
+    delta = adv - x0
+    nan = torch.full((len(x0),), math.nan)
+    pick = lambda v: torch.where(ok, v, nan)  # noqa: E731
+    return {"l2": pick(delta.flatten(1).norm(dim=1)), "linf": pick(delta.flatten(1).abs().amax(1)),
+            "l0": pick((delta.abs().amax(1) >= CHANGED).flatten(1).sum(1).float())}
+
+
+def _answer(best_adv: torch.Tensor, x0: torch.Tensor, ok: torch.Tensor) -> dict:
     adv = torch.where(ok[:, None, None, None], best_adv, torch.full_like(best_adv, math.nan))
-    return {"adv": adv, "success": ok, **_distances(best_adv, x0, ok), "const": best_const}
-
-
-def _check_inputs(x0: torch.Tensor, label: torch.Tensor) -> None:
-    if x0.dim() != 4 or len(label) != len(x0):
-        raise ValueError(f"expected images (N, C, H, W) and N labels, got {tuple(x0.shape)} and {tuple(label.shape)}")
-    if x0.min() < 0 or x0.max() > 1:
-        raise ValueError("images must be in pixel space [0, 1]; convert with data.to_pixels(...).clamp(0, 1)")
+    return {"adv": adv, "success": ok, **_distances(best_adv, x0, ok)}
 
 
 def cw_l2(model: nn.Module, x0: torch.Tensor, label: torch.Tensor, *, targeted: bool = True, kappa: float = 0.0,
-          c_init: float | torch.Tensor = 1e-3, search_steps: int = 9, max_iter: int = 10000, lr: float = 1e-2,
-          abort_early: bool = True, batch_size: int = 100, mask: torch.Tensor | None = None,
-          start: torch.Tensor | None = None, desc: str | None = None) -> dict:
-    """Carlini & Wagner's L2 attack (Sec. V-A): minimise ||x - x0||_2^2 + c * f(x) over w with
-    x = (tanh(w) + 1) / 2 (so x stays in [0, 1]), f = `margin` (their f_6 with confidence kappa),
-    by Adam (lr 1e-2) for at most `max_iter` steps, aborting when the loss has not fallen below
-    0.9999 x its value at the previous check (every 10 % of `max_iter`). Per image, c starts at
-    `c_init`, grows x10 until the first success, then bisects, for `search_steps` runs; the
-    smallest successful perturbation over all runs and steps is kept.
+          c_init: float | torch.Tensor = 1e-3, binary_search_steps: int = 9, max_iter: int = 10000,
+          lr: float = 1e-2, abort_early: bool = True, batch_size: int = 100, desc: str | None = None) -> dict:
+    """Carlini & Wagner's L2 attack (Sec. V-A, `l2_attack.py`): minimise ||x - x0||_2^2 + c f(x) over w,
+    x = (tanh(w) + 1) / 2, by Adam, keeping per instance the smallest successful perturbation.
 
-    `label`: the target class (targeted) or the true class (untargeted); `c_init` a number or one
-    per image. `mask` (same shape as
-    x0, 1 = may change) and `start` (the warm start, default x0) serve the L0 attack.
+    Args:
+        model: logits of pixel-space images; put in eval mode without parameter gradients while attacked.
+        x0: images (N, C, H, W) in [0, 1].
+        label: N class indices: the target (targeted) or the true class (untargeted).
+        targeted: f = max(max_{i != t} Z_i - Z_t, -kappa), else max(Z_y - max_{i != y} Z_i, -kappa) (`margin`).
+        kappa: confidence: success means the goal is met by a logit margin of more than kappa.
+        c_init: the first constant c, a number or one per instance (> 0).
+        binary_search_steps: optimisation runs per instance; after each, `binary_search_update`
+            sets the next c (x10 until the first success, then bisection).
+        max_iter: Adam iterations per run, each run restarting from x0 with fresh Adam state.
+        lr: Adam's learning rate.
+        abort_early: end a run when the instance's loss, checked every max_iter // 10 iterations,
+            has not fallen below 0.9999 x its value at the previous check.
+        batch_size: instances optimised side by side.
+        desc: label of a progress bar (none when None).
+
+    Returns the module's result dict, plus per instance `iterations` (model evaluations).
     """
-    _check_inputs(x0, label)
-    c_init = torch.as_tensor(c_init, dtype=torch.float64).expand(len(x0))
-    mask = torch.ones_like(x0) if mask is None else mask.to(x0.dtype)
-    start = x0 if start is None else start
-    parts = []
-    chunks = range(0, len(x0), batch_size)
-    with frozen(model):
-        for i in (progress(chunks, desc=desc) if desc else chunks):
-            sl = slice(i, i + batch_size)
-            parts.append(_attack_batch(model, x0[sl], label[sl], targeted=targeted, kappa=kappa, c_init=c_init[sl],
-                                       search_steps=search_steps, max_iter=max_iter, lr=lr,
-                                       abort_early=abort_early, mask=mask[sl], start=start[sl]))
-    return {k: torch.cat([part[k] for part in parts]) for k in parts[0]}
+    _check_common(c_init, max_iter, lr, batch_size)
+    check_range("binary_search_steps", binary_search_steps, 1, integer=True)
+    check_range("kappa", kappa, 0.0)
+    _check_inputs(model, x0, label)
+    n, dev = len(x0), _device(model)
+    c_all = torch.as_tensor(c_init, dtype=torch.float64).expand(n)
+    best_adv, best_l2, best_const = x0.clone(), torch.full((n,), math.inf), torch.full((n,), math.nan)
+    iterations = torch.zeros(n, dtype=torch.long)
+    check_every = max(1, max_iter // 10)
+
+    def fresh(ids: torch.Tensor) -> dict:
+        x = x0[ids].to(dev)
+        w0 = _to_w(x)
+        return {"id": ids.to(dev), "x0": x, "label": label[ids].to(dev), "w0": w0, "w": w0.clone(),
+                "best_adv": x.clone(), "const": c_all[ids].to(dev), **_adam_state(x),
+                **_columns(len(ids), dev, lower=(0.0, torch.float64), upper=(_NO_UPPER, torch.float64),
+                           it=(0, torch.long), runs=(0, torch.long), prev=(math.inf, torch.float32),
+                           found=(False, torch.bool), best_l2=(math.inf, torch.float32),
+                           best_const=(math.nan, torch.float32), iterations=(0, torch.long))}
+
+    with _attacking(model):
+        pool = _Pool(n, batch_size, fresh)
+        for _ in pool.iterations(desc):
+            r = pool.rows
+            w = r["w"].requires_grad_(True)
+            x = (torch.tanh(w) + 1) / 2
+            logits = model(_images(x))
+            l2sq = (x - r["x0"]).flatten(1).pow(2).sum(1)
+            gap = _gap(logits, r["label"], targeted)
+            c = r["const"].float()
+            loss = l2sq + c * gap.clamp(min=-kappa)  # C&W's L2 objective
+            (grad,) = torch.autograd.grad(loss.sum(), w)
+            with torch.no_grad():  # bookkeeping by masks, no indexing: one host check per iteration (ended.any)
+                l2 = l2sq.sqrt()
+                better = (gap < -kappa) & (l2 < r["best_l2"])
+                r["best_l2"] = torch.where(better, l2, r["best_l2"])
+                r["best_adv"] = torch.where(better[:, None, None, None], x, r["best_adv"])
+                r["best_const"] = torch.where(better, c, r["best_const"])
+                r["found"] |= gap < -kappa
+                check = r["it"] % check_every == 0
+                stop = check & (loss > r["prev"] * 0.9999) if abort_early else torch.zeros_like(check)
+                r["prev"] = torch.where(check, loss, r["prev"])
+                ended = stop | (r["it"] == max_iter - 1)
+                r["w"] = w.detach()
+                _adam_step(r, grad, lr)
+                r["it"] += 1
+                r["iterations"] += 1
+                if ended.any():
+                    _end_l2_runs(r, ended, binary_search_steps)
+                    done = r["runs"] == binary_search_steps
+                    if done.any():
+                        out = pool.retire(done)
+                        ids = out["id"].cpu()
+                        best_adv[ids], best_l2[ids] = out["best_adv"].cpu(), out["best_l2"].cpu()
+                        best_const[ids], iterations[ids] = out["best_const"].cpu(), out["iterations"].cpu()
+    return {**_answer(best_adv, x0, torch.isfinite(best_l2)), "const": best_const, "iterations": iterations}
 
 
-def _margin_gradient(model: nn.Module, x: torch.Tensor, label: torch.Tensor, kappa: float,
-                     targeted: bool) -> torch.Tensor:
-    x = x.clone().requires_grad_(True)
-    with frozen(model):
-        (grad,) = torch.autograd.grad(margin(model(x), label, kappa, targeted).sum(), x)
-    return grad
+def _end_l2_runs(r: dict, ended: torch.Tensor, binary_search_steps: int) -> None:
+    """Rows whose run ended: next constant, and a fresh start from x0 for the next run."""
+    const, lower, upper = binary_search_update(r["const"], r["lower"], r["upper"], r["found"])
+    for key, new in (("const", const), ("lower", lower), ("upper", upper)):
+        r[key] = torch.where(ended, new, r[key])
+    r["runs"] += ended
+    restart = ended & (r["runs"] < binary_search_steps)
+    r["w"] = torch.where(restart[:, None, None, None], r["w0"], r["w"])
+    _adam_reset(r, restart)
+    r["it"] = torch.where(ended, 0, r["it"])
+    r["prev"] = torch.where(ended, math.inf, r["prev"])
+    r["found"] &= ~ended
 
 
-def cw_l0(model: nn.Module, x0: torch.Tensor, label: torch.Tensor, *, targeted: bool = True, kappa: float = 0.0,
-          freeze_fraction: float = 0.1, max_rounds: int = 100, c_init: float = 1e-3, search_steps: int = 3,
-          first_search_steps: int = 6, desc: str | None = None, **l2_kwargs) -> dict:
-    """Carlini & Wagner's L0 attack (Sec. V-B): start with every pixel changeable; repeat: run the
-    L2 attack restricted to the changeable pixels (warm-started from the last adversarial); if it
-    fails, stop and keep the last success; otherwise compute g = grad f(x + delta) and freeze the
-    pixels whose delta_i is ~0 plus those with the smallest |delta_i| * |g_i|.
+def cw_l0(model: nn.Module, x0: torch.Tensor, label: torch.Tensor, *, targeted: bool = True,
+          c_init: float = 1e-3, largest_const: float = 2e6, const_factor: float = 2.0, max_iter: int = 1000,
+          lr: float = 1e-2, batch_size: int = 100, desc: str | None = None) -> dict:
+    """Carlini & Wagner's L0 attack (Sec. V-B) with the rules of their `l0_attack.py`.
 
-    The paper freezes one pixel per round and its code a few (~0.3 sqrt(n)); here each round
-    freezes `freeze_fraction` of the still-changed pixels (at least one), which needs
-    O(log n) instead of O(n) L2 runs. Channels of a pixel are frozen together. As in C&W's code the
-    constant c carries over between rounds: the first round searches `first_search_steps` times
-    from `c_init`, later ones `search_steps` times from the c of the image's last success.
-    `l2_kwargs` go to `cw_l2` (max_iter, batch_size, ...). Adds `rounds` (L2 runs per image) and `mask_sizes`
-    (changeable pixels before each round, a list per image: it never grows) to the result.
+    Every pixel starts changeable. Each round runs the L2-type attack restricted to the changeable
+    pixels, x = (tanh(w) + 1) / 2 there and x0 elsewhere, minimising
+    c * max(0, max_{i != t} Z_i - Z_t + 0.01) + ||x - x0||_2^2 by Adam. The round starts from the
+    previous round's adversarial (w = arctanh of it) with fresh Adam state and stops at the first
+    iterate whose f-term is below 1e-4; after each `max_iter` iterations without one, c is
+    multiplied by `const_factor` (the iterate and Adam's state carry on) until c reaches
+    `largest_const`, where the round fails. After a successful round, with n the number of
+    changed pixels, delta the change and g the gradient of the whole objective w.r.t. w at the
+    returned iterate, the changeable pixels are frozen (reset to x0) one by one in increasing
+    |sum over channels of delta| * sum over channels of |g|, stopping after a pixel whose score
+    exceeds 0.01 or after 0.3 sqrt(n) pixels (at least one). The constant that worked carries over.
+    The answer is the last successful round's adversarial.
+
+    Args:
+        model, x0, label, targeted, lr, batch_size, desc: as for `cw_l2`.
+        c_init: the first round's first constant (> 0).
+        largest_const: the constant at which a round gives up (> c_init).
+        const_factor: growth of c after `max_iter` iterations without success (> 1).
+        max_iter: Adam iterations per constant.
+
+    Returns the module's result dict, plus per instance `iterations` (model evaluations),
+    `rounds` (successful rounds), `mask` (the changeable pixels, (N, 1, H, W) bool, under
+    which `adv` was found: elsewhere adv equals x0) and `mask_sizes` (changeable pixels at the
+    start of each round, a list per instance).
     """
-    _check_inputs(x0, label)
-    n = len(x0)
-    mask = torch.ones_like(x0[:, :1]).expand_as(x0).clone()
-    start = x0.clone()
-    best = torch.full_like(x0, math.nan)
-    ok = torch.zeros(n, dtype=torch.bool)
-    active = torch.ones(n, dtype=torch.bool)
-    rounds = torch.zeros(n, dtype=torch.long)
-    const = torch.full((n,), c_init, dtype=torch.float64)
+    _check_common(c_init, max_iter, lr, batch_size)
+    check_range("largest_const", largest_const, c_init, low_open=True)  # (c_init, inf)
+    check_range("const_factor", const_factor, 1.0, low_open=True)
+    _check_inputs(model, x0, label)
+    n, dev = len(x0), _device(model)
+    pixels = x0[0, 0].numel()
+    out = {"adv": x0.clone(), "success": torch.zeros(n, dtype=torch.bool),
+           "const": torch.full((n,), math.nan, dtype=torch.float64),
+           "mask": torch.ones_like(x0[:, :1], dtype=torch.bool), "rounds": torch.zeros(n, dtype=torch.long),
+           "iterations": torch.zeros(n, dtype=torch.long)}
     mask_sizes: list[list[int]] = [[] for _ in range(n)]
-    steps = range(max_rounds)
-    for _ in (progress(steps, desc=desc) if desc else steps):
-        idx = torch.nonzero(active).flatten()
-        if len(idx) == 0:
-            break
-        for i in idx.tolist():
-            mask_sizes[i].append(int(mask[i, 0].sum()))
-        steps_now = first_search_steps if bool((rounds[idx] == 0).all()) else search_steps
-        res = cw_l2(model, x0[idx], label[idx], targeted=targeted, kappa=kappa, mask=mask[idx], start=start[idx],
-                    c_init=const[idx], search_steps=steps_now, **l2_kwargs)
-        rounds[idx] += 1
-        won, lost = idx[res["success"]], idx[~res["success"]]
-        active[lost] = False  # the restricted L2 attack failed: the previous adversarial is final
-        if len(won) == 0:
-            break
-        adv = res["adv"][res["success"]]
-        best[won], ok[won], start[won] = adv, True, adv
-        const[won] = res["const"][res["success"]].double()
-        delta = (adv - x0[won]).abs()
-        grad = _margin_gradient(model, adv, label[won], kappa, targeted).abs()
-        score = (delta * grad).sum(1)  # per pixel, summed over channels
-        changed = delta.amax(1) > CHANGED
-        for j, i in enumerate(won.tolist()):
-            m = mask[i, 0].bool() & changed[j]  # unchanged pixels are frozen outright
-            live = torch.nonzero(m.flatten()).flatten()
-            k = max(1, int(freeze_fraction * len(live)))
-            if len(live) <= 1:
-                active[i] = False  # nothing left to remove
-            else:
-                drop = live[score[j].flatten()[live].argsort()[:k]]
-                m.view(-1)[drop] = False
-            mask[i] = m[None].expand_as(mask[i]).to(mask.dtype)
-    return {"adv": best, "success": ok, **_distances(torch.where(ok[:, None, None, None], best, x0), x0, ok),
-            "rounds": rounds, "mask_sizes": mask_sizes}
+
+    def fresh(ids: torch.Tensor) -> dict:
+        x = x0[ids].to(dev)
+        for i in ids.tolist():
+            mask_sizes[i].append(pixels)
+        everywhere = torch.ones_like(x[:, :1], dtype=torch.bool)
+        return {"id": ids.to(dev), "x0": x, "label": label[ids].to(dev), "w": _to_w(x), "best_adv": x.clone(),
+                "mask": everywhere, "best_mask": everywhere.clone(), **_adam_state(x),
+                **_columns(len(ids), dev, const=(c_init, torch.float64), best_const=(math.nan, torch.float64),
+                           it=(0, torch.long), rounds=(0, torch.long), iterations=(0, torch.long),
+                           success=(False, torch.bool))}
+
+    with _attacking(model):
+        pool = _Pool(n, batch_size, fresh)
+        for _ in pool.iterations(desc):
+            r = pool.rows
+            w = r["w"].requires_grad_(True)
+            x = torch.where(r["mask"], (torch.tanh(w) + 1) / 2, r["x0"])
+            f = (_gap(model(_images(x)), r["label"], targeted) + L0_MARGIN).clamp(min=0)
+            loss = r["const"].float() * f + (x - r["x0"]).flatten(1).pow(2).sum(1)  # l0_attack.py's objective
+            (grad,) = torch.autograd.grad(loss.sum(), w)
+            with torch.no_grad():
+                r["iterations"] += 1
+                works = f < L0_WORKS
+                failed_run = ~works & (r["it"] == max_iter - 1)
+                r["w"] = w.detach()
+                _adam_step(r, grad, lr)  # the iterate and Adam's state carry on across constants
+                if works.any():
+                    _next_round(r, works, x, grad, mask_sizes)
+                    _adam_reset(r, works)
+                r["it"] = torch.where(works | failed_run, 0, r["it"] + 1)
+                r["const"] = torch.where(failed_run, r["const"] * const_factor, r["const"])
+                done = (r["const"] >= largest_const) | (r["mask"].flatten(1).sum(1) == 0)
+                if done.any():
+                    gone = pool.retire(done)
+                    ids = gone["id"].cpu()
+                    for key, src in (("adv", "best_adv"), ("success", "success"), ("const", "best_const"),
+                                     ("mask", "best_mask"), ("rounds", "rounds"), ("iterations", "iterations")):
+                        out[key][ids] = gone[src].cpu()
+    ok = out["success"]
+    return {**_answer(out["adv"], x0, ok), "const": torch.where(ok, out["const"], math.nan).float(),
+            **{k: out[k] for k in ("rounds", "iterations", "mask")}, "mask_sizes": mask_sizes}
 
 
-METRICS = ("l2", "l0", "linf")
-
-
-def random_targets(labels: torch.Tensor, num_classes: int, seed: int) -> torch.Tensor:
-    """C&W's average case: a uniformly random wrong class per image (fixed seed)."""
-    g = torch.Generator().manual_seed(seed)
-    return (labels + torch.randint(1, num_classes, labels.shape, generator=g)) % num_classes
-
-
-def _keep(res: dict) -> dict:
-    return {k: res[k] for k in ("adv", "success", *METRICS)}
-
-
-def best_worst(per_target: list[dict], metric: str) -> tuple[dict, dict]:
-    """C&W's best and worst case over all wrong targets: per image the target needing the least
-    (best) or the most (worst) distortion by `metric`; the worst case fails when any target fails."""
-    value = torch.stack([torch.where(r["success"], r[metric], torch.tensor(math.inf)) for r in per_target])
-    best_i = value.argmin(0)
-    worst_i = torch.where(torch.isinf(value), torch.tensor(math.inf), value).argmax(0)
-    all_ok = torch.stack([r["success"] for r in per_target]).all(0)
-    out = []
-    for pick, ok in ((best_i, torch.stack([r["success"] for r in per_target]).any(0)), (worst_i, all_ok)):
-        res = {}
-        for k in ("adv", *METRICS):
-            stacked = torch.stack([r[k] for r in per_target])
-            chosen = stacked[pick, torch.arange(stacked.shape[1])]
-            fill = torch.full_like(chosen, math.nan)
-            res[k] = torch.where(ok.view(-1, *[1] * (chosen.dim() - 1)), chosen, fill)
-        res["success"] = ok
-        out.append(res)
-    return out[0], out[1]
-
-
-def attack_suite(model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor, *, search_steps: int,
-                 max_iter: int, batch_size: int, all_targets: bool, l0_images: int, l0_first_search_steps: int,
-                 l0_search_steps: int, l0_max_iter: int, freeze_fraction: float, l0_max_rounds: int,
-                 l0_lr: float = 1e-2, num_classes: int = 10, name: str = "") -> dict[str, dict]:
-    """The notebook's attacks on one model: targeted L2 and L0 with the given (average-case)
-    targets, untargeted L2, and with `all_targets` the best and worst case over every wrong
-    target (L2 on all images, L0 on the first `l0_images`). Returns {attack: {adv, success, l2, l0, linf}}.
-
-    `l0_lr` is Adam's rate in the L0 attack's L2 runs. Once pixels are frozen the warm start is far
-    from adversarial and the still-free pixels sit near 0 or 1, where tanh saturates; measured on
-    the MNIST network, with 300 iterations a restricted run that succeeds at lr 1e-2 only after
-    3000 iterations succeeds at lr 1e-1, so the default profile uses 1e-1 (C&W, and `paper`, use 1e-2)."""
-    l2 = {"search_steps": search_steps, "max_iter": max_iter, "batch_size": batch_size}
-    l0 = {"search_steps": l0_search_steps, "first_search_steps": l0_first_search_steps, "max_iter": l0_max_iter,
-          "batch_size": batch_size, "freeze_fraction": freeze_fraction, "max_rounds": l0_max_rounds, "lr": l0_lr}
-    xs, ys, ts = x[:l0_images], y[:l0_images], targets[:l0_images]
-    out = {"L2 targeted (average)": _keep(cw_l2(model, x, targets, desc=f"{name} L2 targeted", **l2)),
-           "L2 untargeted": _keep(cw_l2(model, x, y, targeted=False, desc=f"{name} L2 untargeted", **l2)),
-           "L0 targeted (average)": _keep(cw_l0(model, xs, ts, desc=f"{name} L0 targeted", **l0))}
-    if all_targets:
-        offsets = range(1, num_classes)
-        runs = [_keep(cw_l2(model, x, (y + o) % num_classes, **l2)) for o in progress(offsets, desc=f"{name} L2 all")]
-        out["L2 targeted (best)"], out["L2 targeted (worst)"] = best_worst(runs, "l2")
-        runs = [_keep(cw_l0(model, xs, (ys + o) % num_classes, **l0)) for o in progress(offsets, desc=f"{name} L0 all")]
-        out["L0 targeted (best)"], out["L0 targeted (worst)"] = best_worst(runs, "l0")
-    return out
-
-
-def summary_rows(model_name: str, results: dict[str, dict]) -> list[dict]:
-    """Tidy rows: success rate and mean / median of each distance over the successful images."""
-    rows = []
-    for attack, res in results.items():
-        ok = res["success"]
-        row = {"model": model_name, "attack": attack, "images": len(ok), "success_rate": ok.float().mean().item()}
-        for m in METRICS:
-            v = res[m][ok]
-            row[f"mean_{m}"] = v.mean().item() if len(v) else math.nan
-            row[f"median_{m}"] = v.median().item() if len(v) else math.nan
-        rows.append(row)
-    return rows
+def _next_round(r: dict, works: torch.Tensor, x: torch.Tensor, grad: torch.Tensor,
+                mask_sizes: list[list[int]]) -> None:
+    """Rows whose restricted run reached the target: keep the iterate as the answer so far, freeze
+    pixels (l0_attack.py's rule, see `cw_l0`) and warm-start the next round from the iterate
+    (w = its arctanh; the caller resets Adam)."""
+    delta = x - r["x0"]
+    changed = (delta.abs().amax(1) >= CHANGED).flatten(1).sum(1)
+    score = (delta.sum(1).abs() * grad.abs().sum(1)).flatten(1)
+    mask = r["mask"].flatten(1)
+    score = score.masked_fill(~mask, math.inf)  # frozen pixels come last and are never frozen twice
+    order = score.argsort(dim=1, stable=True)
+    ranked = score.gather(1, order)
+    big = ranked > L0_SCORE_STOP
+    first_big = torch.where(big.any(1), big.int().argmax(1), mask.shape[1])
+    cap = (L0_FREEZE_SQRT * changed.double().sqrt()).ceil().long().clamp(min=1)
+    n_freeze = torch.minimum(torch.minimum(first_big + 1, cap), mask.sum(1))
+    n_freeze = torch.where(works, n_freeze, 0)
+    ranks = torch.arange(mask.shape[1], device=mask.device)
+    freeze = torch.zeros_like(mask).scatter_(1, order, ranks < n_freeze[:, None])
+    keep = works[:, None, None, None]
+    r["best_adv"] = torch.where(keep, x, r["best_adv"])
+    r["best_mask"] = torch.where(keep, r["mask"], r["best_mask"])
+    r["best_const"] = torch.where(works, r["const"], r["best_const"])
+    r["success"] |= works
+    r["rounds"] += works
+    r["mask"] = (mask & ~freeze).view_as(r["mask"])
+    r["w"] = torch.where(keep, _to_w(x), r["w"])
+    for i, size in zip(r["id"][works].tolist(), r["mask"][works].flatten(1).sum(1).tolist()):
+        mask_sizes[i].append(size)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import torch
 from torchvision import datasets
@@ -15,12 +18,19 @@ DATASETS = {
     "mnist": (datasets.MNIST, 0.1307, 0.3081),
     "fashion": (datasets.FashionMNIST, 0.2861, 0.3530),
 }
-RAW_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+# IDX files per split: name -> expected size in bytes (header + 28x28 uint8 images or uint8 labels).
+_SPLIT_SIZES = {"train": 60000, "t10k": 10000}
+RAW_FILES = {f"{split}-{kind}": (16 + n * 28 * 28 if kind.startswith("images") else 8 + n)
+             for split, n in _SPLIT_SIZES.items() for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")}
+CHECKSUMS = "SHA256SUMS"  # `sha256sum` format, paths relative to the data root; checked when present
 
 
 class DatasetMissing(FileNotFoundError):
     """The dataset is neither on disk nor downloadable."""
+
+
+class DatasetInvalid(ValueError):
+    """A dataset file is on disk but is not the file it should be (size or checksum)."""
 
 
 def _check(name: str) -> None:
@@ -82,29 +92,90 @@ class Split:
         return Split(self.name, self.images[indices], self.labels[indices], self.classes)
 
 
-def _missing_message(name: str, root, err: Exception) -> str:
-    folder = root / DATASETS[name][0].__name__ / "raw"
-    return (f"{name} is not under {folder} and could not be downloaded ({type(err).__name__}: {err}).\n"
-            f"Expected files there: {', '.join(RAW_FILES)} (uncompressed IDX, torchvision's layout).\n"
-            f"Fix: connect to the internet once, copy the files into {folder}, or set "
-            f"{DATA_ROOT_ENV} to a folder that holds {DATASETS[name][0].__name__}/raw/ "
-            f"(on the project's build machines: ../shared/datasets).")
+def _raw_files(name: str, train: bool) -> dict[str, int]:
+    """The IDX files of one split and their expected sizes in bytes."""
+    prefix = "train" if train else "t10k"
+    return {f: size for f, size in RAW_FILES.items() if f.startswith(prefix)}
+
+
+def _checksums(root: Path) -> dict[str, str]:
+    path = root / CHECKSUMS
+    if not path.exists():
+        return {}
+    return {rel.lstrip("*"): digest for digest, rel in (line.split(maxsplit=1) for line in
+                                                       path.read_text().splitlines() if line.strip())}
+
+
+def _validate(name: str, train: bool, root: Path) -> None:
+    """Every file of the split has its IDX size and, when the root has `SHA256SUMS`, its checksum."""
+    folder = DATASETS[name][0].__name__ + "/raw"
+    expected = _checksums(root)
+    for file, size in _raw_files(name, train).items():
+        path = root / folder / file
+        actual = path.stat().st_size
+        if actual != size:
+            raise DatasetInvalid(f"{path} has {actual} bytes, expected {size} (an uncompressed IDX file of "
+                                 f"{_SPLIT_SIZES[file.split('-')[0]]} items): truncated or not this file. "
+                                 f"Replace it with the original {file}.")
+        digest = expected.get(f"{folder}/{file}")
+        if digest and hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            raise DatasetInvalid(f"{path} does not match its checksum in {root / CHECKSUMS} (SHA256 {digest}): "
+                                 f"damaged or a different file. Replace it with the original {file}.")
+
+
+def _download(cls, root: Path) -> None:
+    """torchvision's download into the project's own data/ (needs the internet); the folders it
+    creates are removed again when it fails."""
+    created = [p for p in (root / cls.__name__ / "raw", root / cls.__name__) if not p.exists()]
+    try:
+        cls(root=str(root), train=True, download=True)
+    except BaseException:
+        for folder in created:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
+
+
+def _missing_message(name: str, root: Path, missing: list[str], download_error: Exception | None) -> str:
+    folder = DATASETS[name][0].__name__
+    lines = [f"{name}: {', '.join(missing)} not found in {root / folder / 'raw'}."]
+    if download_error:
+        lines.append(f"torchvision could not download them into the project's data/ "
+                     f"({type(download_error).__name__}: {download_error}).")
+    lines += ["Expected there (uncompressed IDX, torchvision's layout): "
+              + ", ".join(f"{f} ({size} bytes)" for f, size in RAW_FILES.items()) + ".",
+              f"Fix: copy the files there, or set {DATA_ROOT_ENV} to a folder that holds {folder}/raw/ (on the "
+              f"project's build machines: ../shared/datasets); with {DATA_ROOT_ENV} unset and internet access, "
+              "they are downloaded into data/."]
+    return "\n".join(lines)
 
 
 @lru_cache(maxsize=4)
 def load(name: str, train: bool = True) -> Split:
     """A whole split of `name` ('mnist' or 'fashion'), normalised, from the data root.
 
-    torchvision downloads into the data root when the files are missing and the
-    internet is reachable; otherwise this fails with what to supply and where.
+    The files are checked first (sizes, and `SHA256SUMS` when the root has one). Only when
+    none of a dataset's files is there and the root is the project's own `data/` does
+    torchvision download them (internet needed); nothing is ever created under a
+    `$DC_DATA_ROOT` that lacks the files.
     """
     _check(name)
     cls, mean, std = DATASETS[name]
     root = data_root()
-    try:
-        ds = cls(root=str(root), train=train, download=True)
-    except Exception as err:  # offline download failures come in many types
-        raise DatasetMissing(_missing_message(name, root, err)) from err
+    raw = root / cls.__name__ / "raw"
+    missing = [f for f in _raw_files(name, train) if not (raw / f).exists()]
+    if missing:
+        err = None
+        if not os.environ.get(DATA_ROOT_ENV) and not any((raw / f).exists() for f in RAW_FILES):
+            try:
+                _download(cls, root)
+            except Exception as exc:  # offline download failures come in many types
+                err = exc
+        missing = [f for f in _raw_files(name, train) if not (raw / f).exists()]
+        if missing:
+            raise DatasetMissing(_missing_message(name, root, missing, err)) from err
+    _validate(name, train, root)
+    ds = cls(root=str(root), train=train, download=False)
     images = ((ds.data.float() / 255.0 - mean) / std).unsqueeze(1).contiguous()
     return Split(name, images, ds.targets.long().clone(), tuple(ds.classes))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -14,9 +13,10 @@ from IPython.display import display
 from matplotlib.colors import to_hex
 from torchvision.utils import make_grid
 
-from .config import figures_dir, results_dir
+from .config import active_profile, figures_dir, results_dir
 
-# One colour per condition, the same in every notebook.
+# One colour per condition, the same in every notebook: the only place the report writes a
+# colour (a test fails on a colour literal in a notebook or another module).
 CONDITION_COLORS = {
     "whole dataset": "#222222",
     "DC": "#1f77b4",
@@ -25,12 +25,16 @@ CONDITION_COLORS = {
     "original": "#222222",
     "condensed": "#1f77b4",
     "random subset": "#ff7f0e",
+    "accuracy-matched": "#7f7f7f",  # whole-data LeNets stopped at the condensed ones' accuracy
     "undistilled": "#222222",
     "teacher": "#2ca02c",
     "student": "#d62728",
     "poisoned full": "#9467bd",
     "clean full": "#222222",
+    "DOORPING-condensed": "#8c564b",  # condensed from data poisoned with the trigger DOORPING optimises
+    "paper": "#555555",  # numbers published in the papers: reference lines and markers
 }
+NEUTRAL = "#999999"  # not a condition: outlines, "before" states, context drawn behind the data
 
 
 def distillation_colors(specs: list[tuple[str, str, float]]) -> dict[str, str]:
@@ -52,32 +56,33 @@ def set_style() -> None:
     plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 150, "figure.autolayout": False})
 
 
-def save_figure(fig: plt.Figure, name: str, source: str) -> Path:
+def save_figure(fig: plt.Figure, name: str, source: str) -> None:
     """Stamp `source` (notebook and profile) under the bottom-right corner of everything drawn,
-    save `figures/<name>.png` and `.pdf`, show it once when running under IPython, close it and
-    return the PNG path."""
+    save `<name>.png` and `.pdf` into the profile's figures folder, show it once when running
+    under IPython and close it."""
     # Below the drawn content's bounding box, so rotated tick labels never overlap the stamp.
     drawn = fig.get_tightbbox().transformed(fig.dpi_scale_trans)
     corner = fig.transFigure.inverted().transform((drawn.x1, drawn.y0))
     fig.text(*corner, source, ha="right", va="top", fontsize=7, color="0.45")
     out = figures_dir()
     out.mkdir(parents=True, exist_ok=True)
-    png = out / f"{name}.png"
-    fig.savefig(png, bbox_inches="tight")
-    fig.savefig(out / f"{name}.pdf", bbox_inches="tight")
+    for suffix in (".png", ".pdf"):
+        fig.savefig(out / f"{name}{suffix}", bbox_inches="tight")
     if get_ipython() is not None:
         display(fig)
     plt.close(fig)
-    return png
 
 
-def save_table(df: pd.DataFrame, name: str) -> Path:
-    """Write a results table to `results/<name>.csv` and return its path."""
+def save_table(df: pd.DataFrame, name: str) -> None:
+    """Write a results table to `<name>.csv` in the profile's results folder, with a `profile`
+    column saying which profile produced it (the README is generated only from `default`'s)."""
+    profile = active_profile()
+    if "profile" in df and set(df.profile) - {profile}:
+        raise ValueError(f"table {name!r} has profile(s) {sorted(set(df.profile))} but the running profile "
+                         f"is {profile!r}: call helpers.config.start(profile, seed) first")
     out = results_dir()
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{name}.csv"
-    df.to_csv(path, index=False, float_format="%.6g")
-    return path
+    df.assign(profile=profile).to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
 
 
 def image_grid(ax: plt.Axes, pixels: torch.Tensor, nrow: int, title: str = "",

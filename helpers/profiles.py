@@ -73,16 +73,22 @@ class Condense(Section):
     common: dict[str, int | float] = _f({"lr_net": 0.01, "batch_train": 256, "snapshots": 6},
                                         "settings shared by every ipc: lr_net (inner-loop SGD), batch_train "
                                         "(inner-loop batch), snapshots (copies kept for the evolution figure)")
-    per_ipc: dict[int, dict[str, int | str]] = _f(
+    per_ipc: dict[int, dict[str, int | float | str]] = _f(
         {ipc: {"method": "dc", "init": "noise", "iterations": 1000, "batch_real": 256} for ipc in (1, 10, 50)},
-        "per ipc: method (dc/dm), init (noise/real), iterations (outer iterations of Alg. 1), batch_real "
-        "(real images per class per step); outer_loop/inner_loop default to the paper's loops")
+        "per ipc: method (dc/dm), init (noise/real), iterations (outer iterations of Alg. 1; DM: of main_DM.py), "
+        "batch_real (real images per class per step); optional outer_loop/inner_loop (default: the paper's "
+        "loops for DC, 1/0 for DM), lr_img (default 0.1 DC, 1.0 DM), dsa_strategy (default: none for DC, "
+        "DM's color_crop_cutout_flip_scale_rotate for DM)")
+    side: dict[int, dict[str, int | float | str]] = _f(
+        {}, "side experiment of notebook 01: per ipc, settings (as per_ipc) of a second condensation beside the "
+            "main one, evaluated the same way (none in paper: DC is the main method at every ipc)")
 
 
 @dataclass(frozen=True)
 class Evaluate(Section):
     """Notebook 02: DC's evaluation protocol (fresh ConvNets trained on each set)."""
     n_models: int = _f(20, "ConvNets trained per set (DC: 20 models x 5 experiments)")
+    n_models_at: dict[int, int] = _f({}, "ConvNets per set at the ipcs listed, where fewer than n_models fit")
     epochs: dict[int, int] = _f({1: 300, 10: 300, 50: 300}, "training epochs per ipc")
     lr: float = _f(0.01, "SGD learning rate")
     momentum: float = _f(0.9, "SGD momentum")
@@ -117,6 +123,8 @@ class Fgsm(Section):
     convnet_whole: bool = _f(True, "also attack the whole-training-set ConvNets")
     examples: int = _f(6, "adversarial examples shown")
     batch_size: int = _f(1000, "attack batch size")
+    matched_val_images: int = _f(5000, "training images held out to stop the accuracy-matched LeNets (validation)")
+    matched_check_every: int = _f(1, "SGD steps between validation checks of the accuracy-matched LeNets")
 
 
 @dataclass(frozen=True)
@@ -138,45 +146,58 @@ class Distill(Section):
 
 @dataclass(frozen=True)
 class Cw(Section):
-    """Notebook 05: Carlini & Wagner L2 and L0 (2017) against distilled networks."""
-    n_images: int = _f(1000, "test images attacked with L2")
-    batch_size: int = _f(1000, "attack instances per batch")
-    search_steps: int = _f(9, "binary-search steps over the constant c (L2)")
-    max_iter: int = _f(10000, "Adam iterations per constant (L2)")
-    all_targets: bool = _f(True, "attack every wrong target (best / average / worst case)")
-    l0_images: int = _f(1000, "test images attacked with L0")
-    l0_first_search_steps: int = _f(9, "search steps of the first L0 round")
-    l0_search_steps: int = _f(3, "search steps of later L0 rounds")
-    l0_max_iter: int = _f(1000, "Adam iterations per constant (L0)")
-    l0_lr: float = _f(0.01, "Adam learning rate of L0's restricted attack")
-    freeze_fraction: float = _f(0.05, "fraction of changed pixels frozen per L0 round")
-    l0_max_rounds: int = _f(200, "upper bound on L0 rounds")
-    fgsm_eps: tuple[float, ...] = _f((0.05, 0.1, 0.2, 0.3), "FGSM budgets of the gradient-masking check")
+    """Notebook 05: Carlini & Wagner's L2 and L0 attacks (2017) against distilled networks."""
+    n_images: int = _f(1000, "test images attacked: the first n that every network classifies correctly")
+    batch_size: int = _f(1000, "attack instances (image, target) optimised side by side; speed only")
+    c_init: float = _f(1e-3, "L2: the constant c of the first run (x10 until the first success, then bisection)")
+    binary_search_steps: int = _f(9, "L2: optimisation runs per instance, each with the next constant c")
+    max_iter: int = _f(10000, "L2: Adam iterations per run, at most (runs abort early)")
+    l2_all_targets: tuple[str, ...] = _f(("undistilled", "teacher", "student"),
+                                         "L2: roles of the networks attacked with all nine wrong targets (best / "
+                                         "average / worst case); the others with the average case's target only")
+    l0_images: int = _f(1000, "L0: the first n attacked images, each with its average-case target")
+    l0_all_targets: tuple[str, ...] | None = _f(None, "L0: networks (by name) also attacked with all nine targets "
+                                                      "(best / worst case); None: every network")
+    l0_all_images: int = _f(1000, "L0: the first n attacked images that get all nine targets on those networks")
+    l0_max_iter: int = _f(1000, "L0: Adam iterations per constant before c doubles (l0_attack.py: 1000)")
+    fgsm_eps: tuple[float, ...] = _f((0.05, 0.1, 0.2, 0.3), "FGSM budgets of the gradient-masking check, [0, 1] pixels")
     fgsm_images: int = _f(10000, "test images of that check")
-    seed: int = _f(0, "seed of target choice")
+    seed: int = _f(0, "seed of the average case's random targets")
 
 
 @dataclass(frozen=True)
 class Backdoor(Section):
-    """Notebook 06: a BadNets backdoor (Gu et al. 2017) through condensation."""
+    """Notebook 06: BadNets (Gu et al. 2017) and DOORPING (Liu et al. 2023) backdoors through condensation."""
     target: int = _f(0, "all-to-one target class")
     size: int = _f(3, "trigger side (pixels)")
-    value: float = _f(1.0, "trigger pixel value, [0, 1]")
+    value: float = _f(1.0, "BadNets trigger pixel value, [0, 1]")
     corner: str = _f("bottom-right", "trigger corner")
     margin: int = _f(1, "pixels between trigger and image border")
     poison_seed: int = _f(0, "seed of the choice of poisoned images")
     rates: tuple[float, ...] = _f((0.01, 0.05, 0.1), "poison rates (fraction of training images)")
     ipcs: tuple[int, ...] = _f((10, 50), "condensed set sizes")
     condensed_rates: dict[int, tuple[float, ...]] = _f({10: (0.01, 0.05, 0.1), 50: (0.01, 0.05, 0.1)},
-                                                       "poison rates condensed, per ipc")
+                                                       "BadNets poison rates condensed, per ipc")
+    doorping_rates: dict[int, tuple[float, ...]] = _f({10: (0.01, 0.05, 0.1), 50: (0.01, 0.05, 0.1)},
+                                                      "poison rates condensed with DOORPING, per ipc")
+    doorping_lr: float = _f(0.08, "DOORPING: Adam learning rate of the trigger update (Liu et al.'s code)")
+    doorping_max_steps: int = _f(1000, "DOORPING: Adam steps per trigger update at most (their code: 1000)")
+    doorping_alpha: float = _f(10.0, "DOORPING: target activation as a multiple of the neuron's starting one")
+    doorping_stop_loss: float = _f(0.5, "DOORPING: early stop when the squared error to the target is below")
+    doorping_seed: int = _f(0, "DOORPING: seed of the random initial trigger")
+    doorping_full_archs: tuple[str, ...] = _f(("lenet", "convnet"),
+                                              "architectures also trained on the whole DOORPING-poisoned data")
     condense_seeds: tuple[int, ...] = _f((0, 1, 2), "condensation seeds per poisoned set")
     convnet_ipcs: tuple[int, ...] = _f((10, 50), "ipcs whose sets also train ConvNets")
     convnet_models: int = _f(10, "ConvNets per condition")
     lenet_models: int = _f(10, "LeNets per condition")
     lenet_epochs: dict[int, int] = _f({10: 300, 50: 300}, "LeNet epochs per ipc")
-    full_archs: tuple[str, ...] = _f(("lenet", "convnet"), "architectures trained on the whole (poisoned) data")
+    full_rates: dict[str, tuple[float, ...]] = _f({"lenet": (0.01, 0.05, 0.1), "convnet": (0.01, 0.05, 0.1)},
+                                                  "per architecture trained on the whole data (clean and "
+                                                  "poisoned): the poison rates")
     full_models: int = _f(3, "models per whole-data condition")
-    full_epochs: int = _f(50, "epochs of whole-data models")
+    full_epochs: int = _f(50, "epochs of whole-data LeNets (whole-data ConvNets: evaluate.whole_epochs, "
+                              "shared with notebook 02)")
     full_images: int | None = _f(None, "whole-data training images (None: all 60,000)")
     test_images: int | None = _f(None, "test images (None: all 10,000)")
 
@@ -187,21 +208,24 @@ PAPER = {name: cls() for name, cls in SECTIONS.items()}
 
 # The committed report's budgets on a 2-core CPU: only what differs from the papers.
 DEFAULT_OVERRIDES: dict[str, dict] = {
-    "fgsm": {"seeds": 3, "lenet_full_epochs": 4, "lenet_epochs": {10: 200, 50: 100}, "curve_images": 1000,
+    "fgsm": {"seeds": 3, "lenet_full_epochs": 20, "lenet_epochs": {10: 200, 50: 100}, "curve_images": 1000,
              "curve_points": 25, "pgd_images": 1000, "pgd_steps": 10, "convnet_ipcs": (10,),
              "convnet_fgsm_images": 500, "convnet_pgd_images": 100, "convnet_pgd_steps": 5,
-             "convnet_whole": False, "batch_size": 500},
-    "condense": {"per_ipc": {1: {"method": "dc", "init": "real", "iterations": 100, "batch_real": 64},
-                             10: {"method": "dm", "init": "real", "iterations": 200, "batch_real": 64},
-                             50: {"method": "dm", "init": "real", "iterations": 150, "batch_real": 64}}},
-    "evaluate": {"n_models": 5, "epochs": {1: 300, 10: 50, 50: 20}, "whole_models": 1, "whole_epochs": 1},
+             "batch_size": 500, "matched_check_every": 2},
+    "condense": {"per_ipc": {1: {"method": "dc", "init": "real", "iterations": 150, "batch_real": 128},
+                             10: {"method": "dm", "init": "real", "iterations": 400, "batch_real": 256},
+                             50: {"method": "dm", "init": "real", "iterations": 200, "batch_real": 256}},
+                 "side": {10: {"method": "dc", "init": "real", "iterations": 4, "batch_real": 64}}},
+    "evaluate": {"n_models": 5, "n_models_at": {50: 3}, "whole_models": 2, "whole_epochs": 6},
     "distill": {"n_train_eval": 2000, "epochs": (10, 20), "optimizer": "adam", "lr": 1e-3},
-    "cw": {"n_images": 20, "batch_size": 100, "search_steps": 5, "max_iter": 1000, "all_targets": False,
-           "l0_images": 10, "l0_first_search_steps": 5, "l0_search_steps": 5, "l0_max_iter": 300, "l0_lr": 0.1,
-           "l0_max_rounds": 60, "fgsm_images": 1000},
-    "backdoor": {"condensed_rates": {10: (0.1,), 50: (0.1,)}, "condense_seeds": (0,), "convnet_ipcs": (10,),
-                 "convnet_models": 2, "lenet_models": 2, "lenet_epochs": {10: 300, 50: 100},
-                 "full_archs": ("lenet",), "full_models": 2, "full_epochs": 1},
+    "cw": {"n_images": 100, "batch_size": 300, "c_init": 1e-2, "binary_search_steps": 4, "max_iter": 1000,
+           "l2_all_targets": ("undistilled", "student"), "l0_images": 20, "l0_all_targets": (),
+           "l0_all_images": 10, "l0_max_iter": 200, "fgsm_images": 1000},
+    "backdoor": {"ipcs": (10,), "condensed_rates": {10: (0.01, 0.05, 0.1)}, "doorping_rates": {10: (0.01,)},
+                 "doorping_max_steps": 100, "doorping_full_archs": ("lenet",), "condense_seeds": (0,),
+                 "convnet_ipcs": (10,), "convnet_models": 2, "lenet_models": 2, "lenet_epochs": {10: 300},
+                 "full_rates": {"lenet": (0.01, 0.05, 0.1), "convnet": (0.01,)}, "full_models": 2,
+                 "full_epochs": 12},
 }
 
 # Seconds, for the tests: the default profile shrunk further.
@@ -210,23 +234,25 @@ SMOKE_OVERRIDES: dict[str, dict] = {
     "fgsm": {**DEFAULT_OVERRIDES["fgsm"], "seeds": 2, "eps": (0.0, 0.1, 0.3), "lenet_full_epochs": 1,
              "lenet_full_images": 2000, "lenet_epochs": {10: 5, 50: 2}, "curve_images": 200, "curve_points": 5,
              "fgsm_images": 200, "pgd_images": 100, "pgd_steps": 2, "convnet_fgsm_images": 50,
-             "convnet_pgd_images": 20, "convnet_pgd_steps": 1},
+             "convnet_pgd_images": 20, "convnet_pgd_steps": 1, "matched_val_images": 500},
     "condense": {"ipcs": (1, 10), "measure_cost": False,
                  "common": {"lr_net": 0.01, "batch_train": 256, "snapshots": 2},
                  "per_ipc": {1: {"method": "dc", "init": "real", "iterations": 1, "batch_real": 4},
-                             10: {"method": "dc", "init": "real", "iterations": 1, "batch_real": 4,
-                                  "outer_loop": 2, "inner_loop": 1},
-                             50: {"method": "dm", "init": "real", "iterations": 1, "batch_real": 8}}},
+                             10: {"method": "dm", "init": "real", "iterations": 2, "batch_real": 8},
+                             50: {"method": "dm", "init": "real", "iterations": 1, "batch_real": 8}},
+                 "side": {10: {"method": "dc", "init": "real", "iterations": 1, "batch_real": 4,
+                               "outer_loop": 2, "inner_loop": 1}}},
     "evaluate": {"n_models": 2, "epochs": {1: 2, 10: 1, 50: 1}, "ipcs": (1, 10), "test_images": 500,
                  "whole_models": 1, "whole_epochs": 1, "whole_images": 500},
     "distill": {**DEFAULT_OVERRIDES["distill"], "n_train": 600, "n_val": 200, "n_train_eval": 200, "n_test": 1000,
                 "epochs": (1, 2), "temperatures": (50, 100)},
-    "cw": {"n_images": 4, "batch_size": 100, "search_steps": 2, "max_iter": 10, "l0_images": 2,
-           "l0_first_search_steps": 2, "l0_search_steps": 1, "l0_max_iter": 5, "l0_lr": 0.1, "freeze_fraction": 0.5,
-           "l0_max_rounds": 2, "fgsm_eps": (0.1, 0.3), "fgsm_images": 100},
+    "cw": {**DEFAULT_OVERRIDES["cw"], "n_images": 4, "batch_size": 100, "binary_search_steps": 2, "max_iter": 10,
+           "l0_images": 2, "l0_all_targets": ("undistilled",), "l0_all_images": 1, "l0_max_iter": 5,
+           "fgsm_eps": (0.1, 0.3), "fgsm_images": 100},
     "backdoor": {**DEFAULT_OVERRIDES["backdoor"], "rates": (0.05, 0.1), "ipcs": (1,), "condensed_rates": {1: (0.1,)},
-                 "convnet_ipcs": (1,), "convnet_models": 1, "lenet_models": 1, "lenet_epochs": {1: 2},
-                 "full_models": 1, "full_images": 1000, "test_images": 500},
+                 "doorping_rates": {1: (0.1,)}, "doorping_max_steps": 5, "convnet_ipcs": (1,), "convnet_models": 1,
+                 "lenet_models": 1, "lenet_epochs": {1: 2}, "full_rates": {"lenet": (0.1,)}, "full_models": 1,
+                 "full_epochs": 1, "full_images": 1000, "test_images": 500},
 }
 
 

@@ -1,14 +1,20 @@
-"""Mini-batch SGD training and evaluation on in-memory tensors."""
+"""Mini-batch SGD training and evaluation on in-memory tensors.
+
+Forward passes go through `engine.runner`, so the study's networks train and predict on the
+process's fast path (torch.compile, bf16 where measured faster) or eagerly under
+`DC_ENGINE=eager`; cache keys never depend on which.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import models
+from . import engine, models
 from .cache import load_or_build
 from .config import device, seed_everything
 from .progress import progress
@@ -22,7 +28,8 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> t
     dev = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    out = torch.cat([model(images[i:i + batch_size].to(dev)).float().cpu()
+    run = engine.runner(model)
+    out = torch.cat([run(images[i:i + batch_size].to(dev)).float().cpu()
                      for i in range(0, len(images), batch_size)])
     model.train(was_training)
     return out
@@ -33,6 +40,18 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     """(accuracy, mean cross-entropy) of the model on the given images."""
     logits = predict(model, images, batch_size)
     return (logits.argmax(1) == labels).float().mean().item(), F.cross_entropy(logits, labels).item()
+
+
+def check_training(n_images: int, *, epochs: int, lr: float, batch_size: int) -> None:
+    """ValueError naming the parameter, value and valid range for a training run that cannot
+    run (checked before any work or cache write)."""
+    for name, value in [("epochs", epochs), ("batch_size", batch_size)]:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}={value!r} is out of range; valid: an integer >= 1")
+    if n_images < 1:
+        raise ValueError(f"training images: {n_images}; valid: at least 1 image")
+    if isinstance(lr, bool) or not isinstance(lr, int | float) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr={lr!r} is out of range; valid: a finite number > 0")
 
 
 def fit(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, epochs: int, lr: float,
@@ -51,10 +70,14 @@ def fit(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, epochs
     `on_epoch(epoch, model)` is called after each epoch's record (checkpoints). `optimizer`
     "adam" uses Adam (momentum and nesterov ignored) instead of SGD.
     """
-    dev = device()
-    model.to(dev).train()
+    check_training(len(images), epochs=epochs, lr=lr, batch_size=batch_size)
+    if len(targets) != len(images):
+        raise ValueError(f"targets has {len(targets)} rows for {len(images)} images; valid: one per image")
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"unknown optimizer {optimizer!r}; valid: sgd, adam")
+    dev = device()
+    model.to(dev).train()
+    run = engine.runner(model)
     opt = (torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay) if optimizer == "adam" else
            torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
                            weight_decay=weight_decay, nesterov=nesterov))
@@ -68,7 +91,7 @@ def fit(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, epochs
         losses = []
         for i in range(0, n, batch_size):
             idx = order[i:i + batch_size]
-            loss = loss_fn(model(images[idx].to(dev)), targets[idx].to(dev))
+            loss = loss_fn(run(images[idx].to(dev)), targets[idx].to(dev))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -98,6 +121,9 @@ def train_models(images: torch.Tensor, labels: torch.Tensor, *, arch: str, n_mod
     Returns per model {"seed", "test_acc", "test_loss", "history", "state_dict"}, where
     history is `fit`'s, evaluated on `test` every `eval_every` epochs (default: only the last).
     """
+    check_training(len(images), epochs=epochs, lr=lr, batch_size=batch_size)
+    if n_models < 1:
+        raise ValueError(f"n_models={n_models!r} is out of range; valid: an integer >= 1")
     arch_kwargs = arch_kwargs or {}
     settings = {"arch": arch, "arch_kwargs": arch_kwargs, "epochs": epochs, "lr": lr, "momentum": momentum,
                 "weight_decay": weight_decay, "batch_size": batch_size, "decay_at": list(decay_at),

@@ -1,12 +1,14 @@
 """FGSM / PGD: the eps-ball and pixel-range invariants, the closed form on a linear model,
-PGD at least as strong as FGSM, and success rates counted on initially correct images."""
+PGD at least as strong as FGSM, success rates counted on initially correct images, and bad
+input (NaN or out-of-range eps and images, impossible settings) refused with the parameter,
+its value and the valid range."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helpers import attacks, models, training
+from helpers import attacks, training
 
 
 def _linear(seed: int = 0) -> nn.Module:
@@ -130,22 +132,59 @@ def test_batched_evaluation_matches_single_attack(trained, attack):
     assert res["records"][0]["accuracy"] == pytest.approx(expected)
 
 
-def test_attack_runs_on_trained_lenet():
-    torch.manual_seed(0)
-    net = models.LeNet()
-    runs = [{"seed": 3, "state_dict": net.state_dict()}]
-    x, y = torch.rand(8, 1, 28, 28), torch.randint(10, (8,))
-    rows = attacks.attack_runs(runs, arch="lenet", mean_std=(0.2861, 0.3530), x=x, y=y, eps_values=[0.0, 0.1],
-                               attack="fgsm", info={"condition": "test"})
-    assert [r["eps"] for r in rows] == [0.0, 0.1]
-    assert rows[0]["seed"] == 3 and rows[0]["condition"] == "test" and rows[0]["n"] == 8
+def _fgsm(model, x, y, eps):
+    return attacks.fgsm(model, x, y, eps)
 
 
-def test_bad_input_fails_fast():
+def _pgd(model, x, y, eps):
+    return attacks.pgd(model, x, y, eps, steps=2)
+
+
+def _evaluate(model, x, y, eps):
+    return attacks.evaluate_attack(model, x, y, [0.0, eps])
+
+
+@pytest.mark.parametrize("attack", [_fgsm, _pgd, _evaluate])
+@pytest.mark.parametrize("eps", [float("nan"), float("inf"), -0.1, 1.5])
+def test_bad_eps_names_parameter_value_and_range(attack, eps):
     model, (x, y) = _linear(), _batch()
-    with pytest.raises(ValueError, match="pixel-space"):
-        attacks.fgsm(model, x * 3 - 1, y, 0.1)
-    with pytest.raises(ValueError, match="eps"):
-        attacks.pgd(model, x, y, -0.1)
-    with pytest.raises(ValueError, match="unknown attack"):
-        attacks.evaluate_attack(model, x, y, [0.1], attack="cw")
+    with pytest.raises(ValueError, match=rf"eps must be a finite number in \[0, 1\], got {eps}"):
+        attack(model, x, y, eps)
+
+
+@pytest.mark.parametrize("attack", [_fgsm, _pgd, _evaluate])
+@pytest.mark.parametrize("bad", ["nan", "low", "high"])
+def test_images_with_nan_or_out_of_range_are_refused(attack, bad):
+    model, (x, y) = _linear(), _batch()
+    x[3, 0, 1, 1] = {"nan": float("nan"), "low": -0.5, "high": 1.5}[bad]
+    with pytest.raises(ValueError, match=r"x must hold pixel-space images with values in \[0, 1\], found"):
+        attack(model, x, y, 0.1)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"steps": 0}, r"steps must be an integer in \[1, inf\), got 0"),
+    ({"steps": -3}, r"steps must be an integer in \[1, inf\), got -3"),
+    ({"steps": 2.5}, r"steps must be an integer in \[1, inf\), got 2.5"),
+    ({"step_fraction": 0.0}, r"step_fraction must be a finite number in \(0, inf\), got 0.0"),
+    ({"step_fraction": float("nan")}, r"step_fraction must be a finite number in \(0, inf\), got nan"),
+    ({"batch_size": 0}, r"batch_size must be an integer in \[1, inf\), got 0"),
+    ({"keep": -1}, r"keep must be an integer in \[0, inf\), got -1"),
+    ({"seed": -1}, r"seed must be an integer in \[0, inf\), got -1"),
+    ({"attack": "cw"}, r"attack must be one of fgsm, pgd, got 'cw'"),
+])
+def test_evaluate_attack_bad_settings_fail_before_any_work(kwargs, message):
+    model, (x, y) = _linear(), _batch()
+    with pytest.raises(ValueError, match=message):
+        attacks.evaluate_attack(model, x, y, [0.1], **{"attack": "pgd", **kwargs})
+
+
+def test_pgd_bad_steps_and_step_size_and_labels():
+    model, (x, y) = _linear(), _batch()
+    with pytest.raises(ValueError, match=r"steps must be an integer in \[1, inf\), got -1"):
+        attacks.pgd(model, x, y, 0.1, steps=-1)
+    with pytest.raises(ValueError, match=r"step_size must be a finite number in \(0, inf\), got nan"):
+        attacks.pgd(model, x, y, 0.1, step_size=float("nan"))
+    with pytest.raises(ValueError, match=r"y must hold one integer class label per image \(32\)"):
+        attacks.fgsm(model, x, y[:5], 0.1)
+    with pytest.raises(ValueError, match="eps_values must name at least one eps"):
+        attacks.evaluate_attack(model, x, y, [])

@@ -1,21 +1,40 @@
-"""Carlini-Wagner attacks: box constraint, failure reporting, the closed-form L2 distance on a
-linear model, and the L0 attack's shrinking mask."""
+"""Carlini-Wagner attacks: the objective, the constant search, the closed-form L2 distance on a
+linear model, per-instance independence, and the L0 attack's rules (first-success stop, the
+constant doubling up to its cap, a mask that only shrinks, the pixels a linear model needs);
+notebook 05's study logic: best / average / worst case, bootstrap intervals, the attack plan."""
 
 import math
 
+import numpy as np
+import pandas as pd
+import pytest
 import torch
 from torch import nn
 
-from helpers import cw
+from helpers import cw, cw_study
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The models here are tiny: a second thread only adds synchronisation, slow on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _linear(w: torch.Tensor, b: float) -> nn.Module:
-    """Two-class linear model on 1x4x4 inputs with Z_1 - Z_0 = w . x + b."""
-    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+    """Two-class linear model on 1xHxW inputs with Z_1 - Z_0 = w . x + b."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(len(w), 2))
     with torch.no_grad():
-        model[1].weight.copy_(torch.stack([torch.zeros(16), w]))
+        model[1].weight.copy_(torch.stack([torch.zeros(len(w)), w]))
         model[1].bias.copy_(torch.tensor([0.0, b]))
     return model
+
+
+def _net() -> nn.Module:
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 10))
 
 
 def test_margin_is_cw_objective():
@@ -25,6 +44,19 @@ def test_margin_is_cw_objective():
     assert cw.margin(z, torch.tensor([1]), kappa=10.0, targeted=False).item() == 1.0  # Z_y - max_{i!=y} Z_i
 
 
+def test_constant_grows_x10_until_first_success_then_bisects():
+    const, lower, upper = torch.tensor([1e-3], dtype=torch.float64), torch.zeros(1, dtype=torch.float64), \
+        torch.full((1,), 1e10, dtype=torch.float64)
+    seen = []
+    for success in (False, False, True, True, False):
+        const, lower, upper = cw.binary_search_update(const, lower, upper, torch.tensor([success]))
+        seen.append(const.item())
+    # fail, fail: x10 twice; success at 0.1: midpoint of [0.01, 0.1]; success at 0.055: [0.01, 0.055];
+    # fail at 0.0325: [0.0325, 0.055]
+    assert seen == pytest.approx([1e-2, 1e-1, 0.055, 0.0325, 0.04375])
+    assert (lower.item(), upper.item()) == pytest.approx((0.0325, 0.055))
+
+
 def test_l2_distortion_matches_distance_to_linear_boundary():
     torch.manual_seed(0)
     w = torch.randn(16) * 0.5
@@ -32,50 +64,150 @@ def test_l2_distortion_matches_distance_to_linear_boundary():
     b = -(x0.flatten(1) @ w).max().item() - 0.3  # every image on class 0's side, boundary inside the box
     model = _linear(w, b)
     exact = (-(x0.flatten(1) @ w + b) / w.norm())
-    res = cw.cw_l2(model, x0, torch.ones(4, dtype=torch.long), search_steps=7, max_iter=500)
+    res = cw.cw_l2(model, x0, torch.ones(4, dtype=torch.long), binary_search_steps=7, max_iter=500)
     assert res["success"].all()
     assert torch.allclose(res["l2"], exact, rtol=0.03), (res["l2"], exact)
     assert (res["adv"] >= 0).all() and (res["adv"] <= 1).all()
     # untargeted against the true class 0 is the same problem here
-    unt = cw.cw_l2(model, x0, torch.zeros(4, dtype=torch.long), targeted=False, search_steps=7, max_iter=500)
+    unt = cw.cw_l2(model, x0, torch.zeros(4, dtype=torch.long), targeted=False, binary_search_steps=7, max_iter=500)
     assert torch.allclose(unt["l2"], exact, rtol=0.03)
 
 
-def test_adversarials_stay_in_box_on_a_network():
-    torch.manual_seed(1)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 10))
+def test_adversarials_stay_in_box_and_instances_do_not_depend_on_their_batch():
+    model = _net()
     x0 = torch.rand(6, 1, 6, 6)
     x0[:, :, 0] = 0.0
     x0[:, :, -1] = 1.0  # pixels on both box edges
     target = (model(x0).argmax(1) + 1) % 10
-    res = cw.cw_l2(model, x0, target, c_init=1.0, search_steps=3, max_iter=60)
+    res = cw.cw_l2(model, x0, target, c_init=1.0, binary_search_steps=3, max_iter=60, batch_size=6)
     assert res["success"].any()
     adv = res["adv"][res["success"]]
     assert (adv >= 0).all() and (adv <= 1).all()
     assert (model(adv).argmax(1) == target[res["success"]]).all()
     assert model.training and all(p.requires_grad for p in model.parameters())  # state restored
+    # rows that finish are refilled from the queue: each instance still gets the same answer
+    small = cw.cw_l2(model, x0, target, c_init=1.0, binary_search_steps=3, max_iter=60, batch_size=4)
+    assert torch.equal(small["success"], res["success"])
+    assert torch.allclose(small["l2"], res["l2"], equal_nan=True, atol=1e-5)
 
 
 def test_unsuccessful_attack_returns_no_adversarial():
     model = _linear(torch.zeros(16), -5.0)  # class 0 always wins: target 1 is unreachable
     x0 = torch.rand(3, 1, 4, 4)
-    res = cw.cw_l2(model, x0, torch.ones(3, dtype=torch.long), search_steps=3, max_iter=50)
+    res = cw.cw_l2(model, x0, torch.ones(3, dtype=torch.long), binary_search_steps=3, max_iter=50)
     assert not res["success"].any()
     assert torch.isnan(res["adv"]).all() and torch.isnan(res["l2"]).all() and torch.isnan(res["l0"]).all()
-    l0 = cw.cw_l0(model, x0, torch.ones(3, dtype=torch.long), search_steps=2, max_iter=20)
-    assert not l0["success"].any() and torch.isnan(l0["adv"]).all()
 
 
-def test_l0_mask_never_grows_and_changes_few_pixels():
-    torch.manual_seed(2)
-    w = torch.zeros(16)
-    w[:3] = torch.tensor([4.0, 3.0, 2.0])  # three influential pixels
-    x0 = torch.full((2, 1, 4, 4), 0.3)
-    model = _linear(w, -4.0)  # class 0 at x0 (margin 2.7 - 4 < 0)
-    res = cw.cw_l0(model, x0, torch.ones(2, dtype=torch.long), freeze_fraction=0.3, search_steps=6, max_iter=300)
-    assert res["success"].all()
+def test_l0_constant_doubles_after_each_failed_run_up_to_its_cap():
+    model = _linear(torch.zeros(16), -5.0)  # unreachable target: every run fails
+    x0 = torch.rand(2, 1, 4, 4)
+    res = cw.cw_l0(model, x0, torch.ones(2, dtype=torch.long), c_init=0.5, largest_const=8.0, max_iter=7)
+    # runs at c = 0.5, 1, 2, 4 (8 reaches the cap), each the full max_iter iterations
+    assert res["iterations"].tolist() == [4 * 7, 4 * 7]
+    assert not res["success"].any() and torch.isnan(res["adv"]).all()
+
+
+def test_l0_stops_at_the_first_iterate_that_reaches_the_target():
+    model = _linear(torch.zeros(16), 5.0)  # the target already wins at x0, by more than 0.01
+    x0 = torch.rand(2, 1, 4, 4)
+    res = cw.cw_l0(model, x0, torch.ones(2, dtype=torch.long), max_iter=50)
+    # every round succeeds at its first iterate; nothing changed, so one pixel is frozen per round
+    assert res["iterations"].tolist() == [16, 16] and res["rounds"].tolist() == [16, 16]
+    assert res["success"].all() and (res["l0"] == 0).all()
+
+
+def test_l0_finds_the_few_pixels_a_linear_model_needs():
+    w = torch.full((36,), 0.1)
+    strong = [5, 17, 20, 30]
+    w[strong] = 2.0
+    x0 = torch.full((2, 1, 6, 6), 0.2)
+    # the target needs w . (x - x0) >= 4: three strong pixels give 3 x 2 x 0.8 = 4.8, two give 3.2 and
+    # need ten weak ones (0.1 x 0.8 each) besides: the sparsest adversarial changes 3 pixels
+    model = _linear(w, -(x0[0].flatten() @ w).item() - 4.0)
+    target = torch.ones(2, dtype=torch.long)
+    res = cw.cw_l0(model, x0, target, c_init=0.1, max_iter=30, lr=0.1, largest_const=20.0, batch_size=1)
+    assert res["success"].all() and res["l0"].tolist() == [3, 3]
+    changed = (res["adv"] - x0).abs().flatten(1) > cw.CHANGED
+    assert all(set(torch.nonzero(row).flatten().tolist()) < set(strong) for row in changed)
+    assert (model(res["adv"]).argmax(1) == target).all()
+    assert torch.equal(res["adv"][~res["mask"]], x0[~res["mask"]])  # frozen pixels are the original's
     for sizes in res["mask_sizes"]:
-        assert sizes[0] == 16 and all(a >= b for a, b in zip(sizes, sizes[1:]))
-    assert (res["l0"] <= 3).all()  # only the influential pixels stay changed
-    assert (res["adv"] >= 0).all() and (res["adv"] <= 1).all()
-    assert not math.isnan(res["l2"][0].item())
+        assert sizes[0] == 36 and all(a > b for a, b in zip(sizes, sizes[1:]))  # the mask only shrinks
+    # the constant that worked is c_init doubled a whole number of times (it carries over between rounds)
+    doublings = torch.log2(res["const"].double() / 0.1)
+    assert torch.allclose(doublings, doublings.round(), atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"c_init": 0.0}, "c_init"), ({"c_init": -1.0}, "c_init"), ({"c_init": math.nan}, "c_init"),
+    ({"max_iter": 0}, "max_iter"), ({"binary_search_steps": 0}, "binary_search_steps"), ({"lr": -0.1}, "lr"),
+    ({"kappa": math.inf}, "kappa"), ({"batch_size": 0}, "batch_size")])
+def test_l2_rejects_bad_settings(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        cw.cw_l2(_net(), torch.rand(2, 1, 6, 6), torch.tensor([1, 2]), **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"c_init": 0.0}, "c_init"), ({"largest_const": 1e-4}, "largest_const"), ({"const_factor": 1.0}, "const_factor"),
+    ({"const_factor": math.nan}, "const_factor"), ({"max_iter": -1}, "max_iter"), ({"lr": 0.0}, "lr")])
+def test_l0_rejects_bad_settings(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        cw.cw_l0(_net(), torch.rand(2, 1, 6, 6), torch.tensor([1, 2]), **kwargs)
+
+
+def test_bad_images_and_targets_fail_before_any_work():
+    x = torch.rand(2, 1, 6, 6)
+    with pytest.raises(ValueError, match=r"label .*\[0, 9\].*\[10\]"):
+        cw.cw_l2(_net(), x, torch.tensor([1, 10]))
+    with pytest.raises(ValueError, match="label"):
+        cw.cw_l0(_net(), x, torch.tensor([-1, 2]))
+    x[0, 0, 0, 0] = math.nan
+    with pytest.raises(ValueError, match="NaN"):
+        cw.cw_l2(_net(), x, torch.tensor([1, 2]))
+
+
+def _instances(l2_per_target: list[float], success: list[bool]) -> pd.DataFrame:
+    """One image (label 0) attacked with its nine targets on two models; target 4 is the average case."""
+    rows = [{"model": model, "attack": "L2", "image": 0, "label": 0, "target": t, "average": t == 4,
+             "all_targets": True, "success": ok, "l2": v + shift if ok else math.nan, "l0": 10.0, "linf": 0.1}
+            for model, shift in (("undistilled", 0.0), ("student T=100", 1.0))
+            for t, v, ok in zip(range(1, 10), l2_per_target, success)]
+    return pd.DataFrame(rows)
+
+
+def test_best_average_worst_case_over_targets():
+    l2 = [3.0, 1.0, 2.0, 5.0, 4.0, 2.5, 1.5, 3.5, 2.2]
+    per_case = cw_study.cases(_instances(l2, [True] * 9)).set_index(["model", "case"])
+    assert per_case.loc[("undistilled", "best")].l2 == 1.0 and per_case.loc[("undistilled", "best")].target == 2
+    assert per_case.loc[("undistilled", "worst")].l2 == 5.0
+    assert per_case.loc[("undistilled", "average")].l2 == 5.0  # target 4 is the 4th of targets 1..9
+    failed = cw_study.cases(_instances(l2, [True] * 8 + [False])).set_index(["model", "case"])
+    assert not failed.loc[("undistilled", "worst")].success  # the worst case fails when any target fails
+    assert failed.loc[("undistilled", "best")].success
+
+
+def test_bootstrap_interval_and_paired_comparison():
+    values = np.arange(100, dtype=float)
+    lo, hi = cw_study.bootstrap_ci(values)
+    assert lo < values.mean() < hi and hi - lo < 15
+    assert cw_study.bootstrap_ci(np.full(20, 3.0)) == (3.0, 3.0)
+    per_case = pd.concat([cw_study.cases(_instances([1.0 + i / 10] * 9, [True] * 9)).assign(image=i)
+                          for i in range(10)])
+    paired = cw_study.versus_undistilled(per_case).set_index(["case", "metric"])
+    row = paired.loc[("average", "l2")]
+    assert row.images == 10 and row.diff_ci_low == pytest.approx(1.0) and row.differs
+    assert not paired.loc[("average", "l0")].differs  # the same pixel counts on both
+
+
+def test_plan_attacks_every_wrong_target_once():
+    labels = torch.tensor([3, 7, 0, 9])
+    plan = cw_study.plan("smoke", labels)
+    every = plan[plan.all_targets]
+    for _, group in every.groupby(["model", "attack", "image"]):
+        assert sorted(group.target) == [t for t in range(10) if t != group.label.iloc[0]]
+    averages = plan[plan.average & (plan.attack != "L2 untargeted")]
+    assert not averages.duplicated(["model", "attack", "image"]).any()
+    assert (averages.target != averages.label).all()
+    untargeted = plan[plan.attack == "L2 untargeted"]
+    assert (untargeted.target == untargeted.label).all() and len(untargeted) == 4 * plan.model.nunique()

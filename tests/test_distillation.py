@@ -7,7 +7,7 @@ import pytest
 import torch
 from matplotlib.colors import to_rgb
 
-from helpers import distillation
+from helpers import distillation, distillation_study
 from helpers.plotting import CONDITION_COLORS, distillation_colors
 
 
@@ -20,7 +20,7 @@ def test_temperature_softmax_matches_closed_form():
             assert p[row].tolist() == pytest.approx(expected, rel=1e-5, abs=1e-7)
     # high temperature flattens towards uniform, T -> 0 towards one-hot
     assert distillation.softmax_t(z, 1e6)[0].tolist() == pytest.approx([1 / 3] * 3, abs=1e-5)
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="temperature=0 .*valid: finite numbers > 0"):
         distillation.softmax_t(z, 0)
 
 
@@ -43,12 +43,33 @@ def test_student_targets_are_distributions():
 
 
 def test_bad_requests_fail_fast():
-    with pytest.raises(ValueError, match="temperature 1"):
-        distillation.trained("smoke", "undistilled", 50, 2)
+    with pytest.raises(ValueError, match="temperature"):
+        distillation_study.trained("smoke", "undistilled", 50, 2)
     with pytest.raises(ValueError, match="valid"):
-        distillation.trained("smoke", "teacher", 50, 7)
+        distillation_study.trained("smoke", "teacher", 50, 7)
     with pytest.raises(ValueError, match="valid"):
-        distillation.trained("smoke", "pupil", 50, 2)
+        distillation_study.trained("smoke", "pupil", 50, 2)
+
+
+@pytest.mark.parametrize("temperature", [0, -5.0, math.nan, math.inf, 1.0])
+@pytest.mark.parametrize("role", ["teacher", "student"])
+def test_bad_temperatures_fail_before_any_training(role, temperature, tmp_path, monkeypatch):
+    monkeypatch.setenv("DC_CACHE_DIR", str(tmp_path))
+    with pytest.raises(ValueError, match=r"temperature=.*valid: finite numbers > 1"):
+        distillation_study.trained("smoke", role, temperature, 2)
+    assert not any(tmp_path.iterdir())  # nothing trained, nothing cached
+    with pytest.raises(ValueError, match="temperature"):
+        distillation.softmax_t(torch.zeros(1, 3), temperature if temperature != 1.0 else 0.0)
+
+
+@pytest.mark.parametrize("kwargs, name", [({"n_test": -5}, "n_test"), ({"n_test": 0}, "n_test"),
+                                          ({"n_train": 605}, "n_train"), ({"n_val": -10}, "n_val"),
+                                          ({"n_train": 50000, "n_val": 5000}, "n_train \\+ n_val")])
+def test_bad_split_sizes_fail_before_loading(kwargs, name, monkeypatch):
+    monkeypatch.setattr(distillation.data, "load", lambda *a: pytest.fail("loaded data before checking"))
+    sizes = {"n_train": 600, "n_val": 200, **kwargs}
+    with pytest.raises(ValueError, match=f"{name}=.*valid"):
+        distillation.mnist_splits(sizes["n_train"], sizes["n_val"], n_test=sizes.get("n_test"))
 
 
 def test_splits_are_disjoint_and_stratified():
@@ -61,7 +82,7 @@ def test_splits_are_disjoint_and_stratified():
 
 
 def test_each_network_has_its_own_colour_in_its_role_hue():
-    specs = distillation.model_specs("default")
+    specs = distillation_study.model_specs("default")
     colors = distillation_colors(specs)
     assert set(colors) == {name for name, _, _ in specs}
     assert len(set(colors.values())) == len(colors)

@@ -1,16 +1,13 @@
-"""Data, cache, seeding, profiles and the regeneration harness."""
+"""Data, cache, seeding, models and training: the foundations every notebook stands on."""
 
-import os
 
 import matplotlib.pyplot as plt
-import nbformat
 import pytest
 import torch
 
-from helpers import cache, config, data, profiles
+from helpers import cache, config, data
 from helpers.models import ConvNet, LeNet, MnistNet, Normalized
 from helpers.plotting import save_figure
-from helpers.regenerate import strip_volatile
 from helpers.training import evaluate, fit
 
 
@@ -57,19 +54,6 @@ def test_class_sampling(fashion):
     assert images.shape == (50, 1, 28, 28) and labels.bincount().tolist() == [5] * 10
 
 
-def test_missing_data_message(tmp_path, monkeypatch):
-    monkeypatch.setenv(config.DATA_ROOT_ENV, str(tmp_path))
-    monkeypatch.setattr(data.DATASETS["mnist"][0], "download", lambda self: (_ for _ in ()).throw(OSError("offline")))
-    data.load.cache_clear()
-    try:
-        with pytest.raises(data.DatasetMissing, match="(?s)train-images-idx3-ubyte.*DC_DATA_ROOT"):
-            data.load("mnist", True)
-    finally:
-        data.load.cache_clear()
-    with pytest.raises(ValueError, match="valid: mnist, fashion"):
-        data.load("cifar10")
-
-
 def test_cache_key_is_stable_and_order_free():
     assert cache.config_key({"a": 1, "b": [1, 2]}) == cache.config_key({"b": [1, 2], "a": 1})
     assert cache.config_key({"a": 1}) != cache.config_key({"a": 2})
@@ -101,16 +85,6 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
         cache.atomic_save({"v": Unpicklable()}, path)
     assert torch.equal(torch.load(path, weights_only=True)["v"], torch.ones(2))
     assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]  # no temporary left behind
-
-
-def test_corrupt_cache_is_reported_kept_and_rebuilt(tmp_path):
-    path = cache.cache_path("thing", {"k": 2}, tmp_path)
-    path.write_bytes(b"not a torch file")
-    with pytest.warns(UserWarning, match="unreadable"):
-        value = cache.load_or_build("thing", {"k": 2}, lambda: torch.zeros(2), root=tmp_path)
-    assert torch.equal(value, torch.zeros(2))
-    assert path.with_suffix(".corrupt").read_bytes() == b"not a torch file"
-    assert torch.equal(cache.load_or_build("thing", {"k": 2}, lambda: torch.ones(2), root=tmp_path), torch.zeros(2))
 
 
 def test_seeding_is_deterministic(fashion):
@@ -148,22 +122,6 @@ def test_normalized_wrapper():
     assert torch.allclose(Normalized(inner, 0.5, 0.25)(x), ((x - 0.5) / 0.25).flatten(1))
 
 
-def test_strip_volatile_collapses_progress_and_drops_timestamps():
-    nb = nbformat.v4.new_notebook(metadata={"papermill": {"start_time": "x"}})
-    cell = nbformat.v4.new_code_cell("1", metadata={"papermill": {"duration": 1}, "execution": {}})
-    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text="a  0%\ra 50%\ra100%\nnext\n")]
-    nb.cells.append(cell)
-    out = strip_volatile(nb)
-    assert "papermill" not in out.metadata and "papermill" not in out.cells[0].metadata
-    assert out.cells[0].outputs[0]["text"] == "a100%\nnext\n"
-
-
-def test_device_is_cpu_without_cuda():
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert config.device().type == expected
-    assert os.fspath(config.cache_dir())  # resolvable
-
-
 def test_train_models_caches_each_model(fashion):
     from helpers.training import load_model, train_models
 
@@ -191,7 +149,8 @@ def test_concurrent_builders_build_once(tmp_path):
         "    Path(sys.argv[1], 'built-' + sys.argv[2]).touch(); time.sleep(1.5); return torch.ones(1)\n"
         "load_or_build('shared', {'k': 1}, build, root=Path(sys.argv[1]))\n"
     )
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path), str(i)]) for i in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path), str(i)], cwd=config.REPO_ROOT)
+             for i in range(2)]
     assert all(p.wait(timeout=120) == 0 for p in procs)
     assert len(list(tmp_path.glob("built-*"))) == 1
 
@@ -200,8 +159,8 @@ def test_save_figure_stamps_the_source_below_rotated_tick_labels():
     fig, ax = plt.subplots(figsize=(4, 3))
     ax.bar(["a long tick label", "another long tick label"], [1, 2])
     ax.tick_params(axis="x", rotation=60)
-    png = save_figure(fig, "stamp_check", "test · profile smoke")
+    assert save_figure(fig, "stamp_check", "test · profile smoke") is None  # nothing echoed in notebooks
     stamp = fig.texts[-1]
-    assert png.exists() and stamp.get_text() == "test · profile smoke"
+    assert (config.figures_dir() / "stamp_check.png").exists() and stamp.get_text() == "test · profile smoke"
     lowest_tick = min(label.get_window_extent().y0 for label in ax.get_xticklabels())
     assert stamp.get_window_extent().y1 <= lowest_tick

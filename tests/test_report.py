@@ -1,17 +1,20 @@
-"""The README's generated blocks agree with the committed results, and its figures exist."""
+"""The README's generated blocks agree with the committed results, its figures exist, and the
+HTML report reads offline."""
 
 import re
+
+import nbformat
 
 from helpers import report
 from helpers.config import REPO_ROOT
 
 
-def test_readme_blocks_match_results(monkeypatch):
-    monkeypatch.setenv("DC_RESULTS_DIR", str(REPO_ROOT / "results"))
+def test_readme_blocks_match_results():
     text = report.README.read_text(encoding="utf-8")
     for name in report.BLOCKS:
         assert f"<!-- BEGIN {name} -->" in text and f"<!-- END {name} -->" in text, name
-    assert report.fill_readme(text) == text, "README is stale: run `python -m helpers.report`"
+    tables = report.results_tables(REPO_ROOT / "results")  # complete, default profile, required columns only
+    assert report.fill_readme(text, tables) == text, "README is stale: run `python -m helpers.report`"
 
 
 def test_readme_figures_exist():
@@ -24,3 +27,13 @@ def test_combined_notebook_has_toc_and_every_notebook():
     book = report.combined(report.notebooks())
     toc = book.cells[0].source
     assert "## Contents" in toc and toc.count("\n1. [") == len(report.notebooks())
+
+
+def test_html_report_is_self_contained_with_math_as_mathml(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
+        "# Title\n\nInline $F_T(x)$, a `$code$` span, and\n\n$$\\lVert x - x_0\\rVert_2^2 + c\\cdot f(x)$$")])
+    nbformat.write(nb, tmp_path / "00_math.ipynb")
+    report.render([tmp_path / "00_math.ipynb"], tmp_path / "index.html")
+    html = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert not re.search(r"""<(script|link)[^>]+(src|href)=["']?(https?:)?//""", html)  # nothing from the web
+    assert html.count("<math") == 2 and 'display="block"' in html and "<code>$code$</code>" in html

@@ -1,0 +1,353 @@
+"""Notebook 05's study: Carlini & Wagner's attacks against notebook 04's networks.
+
+One public function per step: the attacked images (`attack_images`), the attack instances
+(`plan`), the attacks' results cached per network and attack (`run`), C&W's best / average /
+worst case per image (`cases`), mean, median and a bootstrap confidence interval of the mean
+over images (`summary`), paired comparisons with the undistilled network (`versus_undistilled`),
+the FGSM check of gradient masking (`fgsm_masking`) and the conclusion's sentences
+(`conclusion`). The attacks themselves are `helpers.cw`.
+
+Cases follow C&W's Table IV: per image, the *average* case attacks one uniformly random wrong
+target (fixed seed), the *best* and *worst* cases are the least and most distorted of all nine
+wrong targets (the worst case fails when any target fails). The tables call the networks
+"model", as notebook 04's do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from . import attacks, cw, distillation_study
+from .cache import load_or_build
+from .distillation import mnist_splits
+from .profiles import PROFILES, budget, differences
+from .references import CW_DISTILLED_BEST, CW_TABLE_IV
+from .training import evaluate, predict
+
+ATTACKS = ("L2", "L2 untargeted", "L0")
+OWN_METRIC = {"L2": "l2", "L2 untargeted": "l2", "L0": "l0"}  # the distance each attack minimises
+CASES = ("best", "average", "worst")
+METRICS = ("l2", "l0", "linf")
+BOOTSTRAP = 2000  # resamples behind each confidence interval
+CONFIDENCE = 0.95
+NUM_CLASSES = 10
+_RESULTS = ("success", "l2", "l0", "linf")
+MASKING_FGSM_GAP = 0.2  # FGSM accuracy (fraction) by which distilled networks must beat the undistilled one
+MASKING_L2_SUCCESS = 0.9  # ... while targeted C&W L2 still breaks at least this share of images on each
+
+
+def networks(profile: str, seed: int = 0) -> dict[str, nn.Module]:
+    """Notebook 04's networks after its largest epoch count, by name (trained if the cache lacks them)."""
+    epochs = max(budget(profile, "distill").epochs)
+    return {name: distillation_study.network(profile, role, t, epochs, seed)
+            for name, role, t in distillation_study.model_specs(profile)}
+
+
+def attack_images(profile: str, nets: dict[str, nn.Module], seed: int = 0) -> dict:
+    """The first `n_images` MNIST test images that every network classifies correctly (so that
+    every attack starts from a correct prediction). Returns {"index" (positions in the test
+    set), "x", "y", "scanned" (test images looked at to find them)}."""
+    n = budget(profile, "cw").n_images
+    dcfg = budget(profile, "distill")
+    x, y = mnist_splits(dcfg.n_train, dcfg.n_val, seed, dcfg.n_test)["test"]
+    correct = torch.stack([predict(net, x).argmax(1) == y for net in nets.values()]).all(0)
+    index = torch.nonzero(correct).flatten()[:n]
+    if len(index) < n:
+        raise ValueError(f"n_images={n} is out of range: only {len(index)} of the {len(x)} test images are "
+                         f"classified correctly by every network; valid: 1 to {len(index)}")
+    return {"index": index, "x": x[index], "y": y[index], "scanned": int(index[-1]) + 1}
+
+
+def average_targets(labels: torch.Tensor, seed: int) -> torch.Tensor:
+    """C&W's average case: a uniformly random wrong class per image (fixed seed)."""
+    g = torch.Generator().manual_seed(seed)
+    return (labels + torch.randint(1, NUM_CLASSES, labels.shape, generator=g)) % NUM_CLASSES
+
+
+def _all_targets_for(profile: str) -> dict[str, dict[str, bool]]:
+    """Per network name, whether L2 and L0 attack all nine targets; unknown names in the profile fail."""
+    cfg = budget(profile, "cw")
+    specs = distillation_study.model_specs(profile)
+    names, roles = [n for n, _, _ in specs], [r for _, r, _ in specs]
+    for setting, given, valid in (("l2_all_targets", cfg.l2_all_targets, roles),
+                                  ("l0_all_targets", cfg.l0_all_targets or (), names)):
+        unknown = sorted(set(given) - set(valid))
+        if unknown:
+            raise ValueError(f"{setting}={given!r} names {unknown}, not in profile {profile!r}; valid: "
+                             f"{', '.join(dict.fromkeys(valid))}")
+    for setting, n in (("l0_images", cfg.l0_images), ("l0_all_images", cfg.l0_all_images)):
+        if not 0 <= n <= cfg.n_images:
+            raise ValueError(f"{setting}={n} is out of range; valid: 0 to n_images ({cfg.n_images})")
+    return {name: {"L2": role in cfg.l2_all_targets, "L0": cfg.l0_all_targets is None or name in cfg.l0_all_targets}
+            for name, role, _ in specs}
+
+
+def plan(profile: str, labels: torch.Tensor) -> pd.DataFrame:
+    """One row per attack instance: model, attack, image (position among the attacked images),
+    label, target (the true label for the untargeted attack), `average` (the image's
+    average-case target, or the untargeted attack) and `all_targets` (the image is attacked with
+    all nine wrong targets, for the best and worst case). L2 attacks every image (all targets
+    on the networks whose role is in `l2_all_targets`) and, untargeted, every image; L0 attacks
+    the first `l0_images` with their average-case target and, on the networks in
+    `l0_all_targets`, the first `l0_all_images` with all targets."""
+    cfg = budget(profile, "cw")
+    all_targets = _all_targets_for(profile)
+    avg = average_targets(labels, cfg.seed).tolist()
+    labels = labels.tolist()
+    rows = []
+    for name, every in all_targets.items():
+        for attack, n_avg, n_all in (("L2", len(labels), len(labels) if every["L2"] else 0),
+                                     ("L0", cfg.l0_images, cfg.l0_all_images if every["L0"] else 0)):
+            for i in range(max(n_avg, n_all)):
+                targets = [t for t in range(NUM_CLASSES) if t != labels[i]] if i < n_all else [avg[i]]
+                rows += [{"model": name, "attack": attack, "image": i, "label": labels[i], "target": t,
+                          "average": t == avg[i] and i < n_avg, "all_targets": i < n_all} for t in targets]
+        rows += [{"model": name, "attack": "L2 untargeted", "image": i, "label": y, "target": y, "average": True,
+                  "all_targets": False} for i, y in enumerate(labels)]
+    return pd.DataFrame(rows)
+
+
+def attack_settings(profile: str, attack: str) -> dict:
+    """Keyword arguments of the `cw` function behind `attack` under `profile` (the rest are C&W's
+    defaults). `batch_size` changes the speed only: each instance runs on its own."""
+    cfg = budget(profile, "cw")
+    if attack == "L0":
+        return {"max_iter": cfg.l0_max_iter, "batch_size": cfg.batch_size}
+    return {"c_init": cfg.c_init, "binary_search_steps": cfg.binary_search_steps, "max_iter": cfg.max_iter,
+            "batch_size": cfg.batch_size, "targeted": attack == "L2"}
+
+
+def _attack_key(profile: str, name: str, attack: str, image_index: list[int], targets: list[int],
+                seed: int) -> dict:
+    spec = {n: (role, t) for n, role, t in distillation_study.model_specs(profile)}[name]
+    epochs = max(budget(profile, "distill").epochs)
+    settings = {k: v for k, v in attack_settings(profile, attack).items() if k != "batch_size"}
+    return {"model": distillation_study.model_key(profile, *spec, epochs, seed), "attack": attack,
+            "test_images": image_index, "targets": targets, "settings": settings}
+
+
+def _attack(net: nn.Module, x: torch.Tensor, target: torch.Tensor, attack: str, kwargs: dict, desc: str) -> dict:
+    res = (cw.cw_l0 if attack == "L0" else cw.cw_l2)(net, x, target, desc=desc, **kwargs)
+    return {k: res[k] for k in (*_RESULTS, "adv", "iterations") if k in res}
+
+
+def _check_result(n: int) -> Callable[[dict], None]:
+    def check(value: dict) -> None:
+        for key in (*_RESULTS, "adv"):
+            if key not in value or len(value[key]) != n:
+                raise ValueError(f"attack result lacks {key!r} for its {n} instances")
+    return check
+
+
+def run(profile: str, nets: dict[str, nn.Module], images: dict, instances: pd.DataFrame,
+        seed: int = 0) -> tuple[pd.DataFrame, torch.Tensor]:
+    """Run (or load from the cache) every attack of `instances` on its network.
+
+    Args:
+        profile: the settings (`attack_settings`) and the networks' identity in the cache keys.
+        nets: the networks by name (`networks`).
+        images: the attacked images (`attack_images`).
+        instances: the attack instances (`plan`): model, attack, image, target, ...
+        seed: the networks' training seed (part of the cache keys).
+
+    Results are cached per network and attack, keyed by the network, the test images, the targets
+    and the attack's settings. Returns the plan with the columns success, l2, l0, linf and
+    iterations (model evaluations per instance), and the adversarials aligned with its rows (NaN
+    where the attack failed)."""
+    out = instances.copy()
+    advs = torch.full((len(out), *images["x"].shape[1:]), float("nan"))
+    for (name, attack), part in out.groupby(["model", "attack"], sort=False):
+        img, target = torch.tensor(part.image.tolist()), torch.tensor(part.target.tolist())
+        key = _attack_key(profile, name, attack, images["index"][img].tolist(), target.tolist(), seed)
+        build = partial(_attack, nets[name], images["x"][img], target, attack, attack_settings(profile, attack),
+                        f"{name} {attack}")
+        res = load_or_build("cw-attack", key, build, validate=_check_result(len(part)))
+        rows = out.index.get_indexer(part.index)
+        for k in res:
+            if k != "adv":
+                out.loc[part.index, k] = res[k].numpy()
+        advs[rows] = res["adv"]
+    out["success"] = out.success.astype(bool)
+    return out, advs
+
+
+def _pick(group: pd.DataFrame, metric: str, worst: bool) -> dict:
+    ok = group[group.success]
+    failed = {"success": False, "target": -1, **{m: np.nan for m in METRICS}}
+    if ok.empty or (worst and len(ok) < len(group)):
+        return failed
+    row = ok.loc[ok[metric].idxmax() if worst else ok[metric].idxmin()]
+    return {"success": True, "target": int(row.target), **{m: row[m] for m in METRICS}}
+
+
+def cases(results: pd.DataFrame) -> pd.DataFrame:
+    """Per model, attack, case and image: success, target and distances. `average` is the image's
+    random target (the untargeted attack: case "untargeted"); `best` / `worst` pick the target
+    with the smallest / largest distortion in the attack's own metric (L0: pixels, L2: L2) among
+    all nine (the worst case fails when any target fails)."""
+    cols = ["model", "attack", "case", "image", "success", "target", *METRICS]
+    avg = results[results.average].assign(case=lambda d: np.where(d.attack == "L2 untargeted", "untargeted",
+                                                                   "average"))
+    rows = []
+    for (name, attack, image), group in results[results.all_targets].groupby(["model", "attack", "image"],
+                                                                               sort=False):
+        rows += [{"model": name, "attack": attack, "case": case, "image": image,
+                  **_pick(group, OWN_METRIC[attack], worst)}
+                 for case, worst in (("best", False), ("worst", True))]
+    return pd.concat([avg[cols], pd.DataFrame(rows, columns=cols)], ignore_index=True)
+
+
+def bootstrap_ci(values: np.ndarray, seed: int = 0, resamples: int = BOOTSTRAP,
+                 confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean of `values` (NaN for fewer than two)."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return np.nan, np.nan
+    means = np.random.default_rng(seed).choice(values, (resamples, len(values))).mean(1)
+    tail = (1 - confidence) / 2
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+
+
+def summary(per_case: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Tidy summary of `cases`: per model, attack, case and metric, the images attacked, the
+    successes, the success rate, and the mean, median and bootstrap CI of the mean of the
+    distance over the successful images."""
+    rows = []
+    for (name, attack, case), group in per_case.groupby(["model", "attack", "case"], sort=False):
+        ok = group[group.success]
+        for metric in METRICS:
+            lo, hi = bootstrap_ci(ok[metric].to_numpy(), seed)
+            rows.append({"model": name, "attack": attack, "case": case, "metric": metric, "images": len(group),
+                         "successes": len(ok), "success_rate": len(ok) / len(group), "mean": ok[metric].mean(),
+                         "median": ok[metric].median(), "ci_low": lo, "ci_high": hi})
+    out = pd.DataFrame(rows)
+    rank = {key: {v: i for i, v in enumerate(values)} for key, values in
+            (("model", per_case.model.unique()), ("attack", ATTACKS), ("case", (*CASES, "untargeted")))}
+    return out.sort_values(list(rank), key=lambda col: col.map(rank[col.name])).reset_index(drop=True)
+
+
+def versus_undistilled(per_case: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Each distilled network's distortion against the undistilled network's on the same images
+    (paired: images where both attacks succeeded): mean of each, their ratio, and the bootstrap
+    CI of the mean difference; `differs` when that interval excludes 0."""
+    base = per_case[per_case.model == "undistilled"].drop(columns=["model", "target"])
+    rows = []
+    for (name, attack, case), group in per_case[per_case.model != "undistilled"].groupby(
+            ["model", "attack", "case"], sort=False):
+        both = group.merge(base, on=["attack", "case", "image"], suffixes=("", "_base"))
+        both = both[both.success & both.success_base]
+        for metric in METRICS:
+            diff = (both[metric] - both[f"{metric}_base"]).to_numpy()
+            lo, hi = bootstrap_ci(diff, seed)
+            mean, ref = both[metric].mean(), both[f"{metric}_base"].mean()
+            rows.append({"model": name, "attack": attack, "case": case, "metric": metric, "images": len(both),
+                         "mean": mean, "undistilled": ref, "ratio": mean / ref, "diff_ci_low": lo, "diff_ci_high": hi,
+                         "differs": bool(lo > 0 or hi < 0)})
+    return pd.DataFrame(rows)
+
+
+def fgsm_masking(profile: str, nets: dict[str, nn.Module], seed: int = 0) -> pd.DataFrame:
+    """FGSM accuracy of every network on the first `fgsm_images` test images, at eps 0 (clean)
+    and each of `fgsm_eps`: model, eps, accuracy, images."""
+    cfg, dcfg = budget(profile, "cw"), budget(profile, "distill")
+    x, y = mnist_splits(dcfg.n_train, dcfg.n_val, seed, dcfg.n_test)["test"]
+    x, y = x[:cfg.fgsm_images], y[:cfg.fgsm_images]
+    rows = [{"model": name, "eps": eps, "accuracy": evaluate(net, attacks.fgsm(net, x, y, eps), y)[0],
+             "images": len(y)} for name, net in nets.items() for eps in (0.0, *cfg.fgsm_eps)]
+    return pd.DataFrame(rows)
+
+
+def cuts(profile: str) -> pd.DataFrame:
+    """The settings of this notebook (sections distill and cw) where `profile` differs from the
+    papers' (`paper`): section, setting, meaning, paper, profile."""
+    if profile not in PROFILES:
+        raise ValueError(f"profile={profile!r} is not a profile; valid: {', '.join(sorted(PROFILES))}")
+    if profile == "paper":
+        return pd.DataFrame(columns=["section", "setting", "meaning", "paper", profile])
+    diff = differences(profile)
+    return diff[diff.section.isin(["distill", "cw"])].reset_index(drop=True)
+
+
+def cost(results: pd.DataFrame) -> pd.DataFrame:
+    """Model evaluations (forward and backward passes) per instance, by model and attack:
+    instances, mean, median, max and total."""
+    return (results.groupby(["model", "attack"], sort=False).iterations
+            .agg(instances="size", mean="mean", median="median", max="max", total="sum").reset_index())
+
+
+def overview(stats: pd.DataFrame) -> pd.DataFrame:
+    """`summary` as one row per model and one column per attack and case: "success rate · mean
+    [95 % CI of the mean]" of the distance the attack minimises (L2 or pixels)."""
+    own = stats[stats.metric == stats.attack.map(OWN_METRIC)]
+    cells = [f"{r.success_rate:.0%} · {r.mean:.3g} [{r.ci_low:.3g}, {r.ci_high:.3g}]" if r.successes
+             else f"{r.success_rate:.0%}" for r in own.itertuples()]
+    wide = own.assign(cell=cells).pivot(index="model", columns=["attack", "case"], values="cell")
+    order = [(a, c) for a in ATTACKS for c in (*CASES, "untargeted") if (a, c) in wide.columns]
+    return wide.loc[own.model.unique(), order]
+
+
+def versus_paper(stats: pd.DataFrame, models: list[str]) -> pd.DataFrame:
+    """C&W's Table IV (undistilled) and their best case on a distilled network (T = 100) beside
+    our means for `models`: one row per distance and case. Our L-inf is that of the L2 attack's
+    adversarials (C&W's L-inf row comes from their L-inf attack)."""
+    ours = stats.set_index(["model", "attack", "case", "metric"])["mean"]
+    rows = []
+    for metric, attack in (("l2", "L2"), ("l0", "L0"), ("linf", "L2")):
+        for i, case in enumerate(CASES):
+            row = {"distance": metric, "case": case, "C&W undistilled": CW_TABLE_IV[metric][i],
+                   "C&W distilled T=100": CW_DISTILLED_BEST.get(metric) if case == "best" else None}
+            row.update({f"ours: {m}": ours.get((m, attack, case, metric)) for m in models})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def masks_gradients(l2_success: pd.Series, fgsm_accuracy: pd.Series) -> bool:
+    """Carlini & Wagner's reading of distillation as a rule on our numbers (both Series indexed by
+    model; every model but "undistilled" is distilled): FGSM at the largest eps leaves the
+    distilled networks on average more than `MASKING_FGSM_GAP` more accurate than the undistilled
+    one, while targeted C&W L2 (average case) still breaks at least `MASKING_L2_SUCCESS` of the
+    images on each of them."""
+    distilled = [m for m in l2_success.index if m != "undistilled"]
+    gap = fgsm_accuracy[distilled].mean() - fgsm_accuracy["undistilled"]
+    return bool(gap > MASKING_FGSM_GAP and l2_success[distilled].min() >= MASKING_L2_SUCCESS)
+
+
+def conclusion(stats: pd.DataFrame, paired: pd.DataFrame, fgsm: pd.DataFrame) -> list[str]:
+    """The notebook's closing sentences, every number from the tables: per attack, the
+    undistilled network's average case; per distilled network, its mean distortion against the
+    undistilled network's on the same images with the paired interval; then FGSM beside C&W."""
+    eps = fgsm.eps.max()
+    acc = fgsm[fgsm.eps == eps].set_index("model").accuracy
+    avg = stats[(stats.case == "average") & (stats.metric == stats.attack.map(OWN_METRIC))]
+    lines = []
+    for attack, part in avg.groupby("attack", sort=False):
+        base, metric = part[part.model == "undistilled"].iloc[0], OWN_METRIC[attack]
+        lines.append(f"{attack}, average case, undistilled: success {base.success_rate:.0%} of {base.images} images, "
+                     f"mean {metric.upper()} {base['mean']:.3g} (95% CI {base.ci_low:.3g} to {base.ci_high:.3g}).")
+        cmp = paired[(paired.attack == attack) & (paired.case == "average") & (paired.metric == metric)]
+        for r in cmp.itertuples():
+            if not r.images:
+                lines.append(f"  {r.model}: no image broken by both attacks.")
+                continue
+            verdict = "differs by more than the interval" if r.differs else "within the interval"
+            lines.append(f"  {r.model}: success {part.set_index('model').success_rate[r.model]:.0%}, mean "
+                         f"{r.mean:.3g} vs {r.undistilled:.3g} undistilled on the {r.images} images both broke "
+                         f"({r.ratio:.2f}x; 95% CI of the difference {r.diff_ci_low:+.3g} to {r.diff_ci_high:+.3g}: "
+                         f"{verdict}).")
+    l2 = paired[(paired.attack == "L2") & (paired.case == "average") & (paired.metric == "l2")]
+    success = avg[avg.attack == "L2"].set_index("model").success_rate
+    distilled = success.drop("undistilled")
+    lines.append(f"FGSM at eps {eps:g} leaves the distilled networks {acc[distilled.index].min():.0%}-"
+                 f"{acc[distilled.index].max():.0%} accuracy against {acc['undistilled']:.0%} undistilled, while "
+                 f"targeted C&W L2 breaks {distilled.min():.0%}-{distilled.max():.0%} of the images, with an "
+                 f"average-case L2 distortion beyond the interval from the undistilled network's for "
+                 f"{int(l2.differs.sum())} of {len(l2)} distilled networks: "
+                 + ("distillation hides the softmax gradient from FGSM; the logit-based attacks go around it."
+                    if masks_gradients(success, acc) else "not the gradient masking C&W describe; see the tables."))
+    return lines

@@ -1,0 +1,91 @@
+"""The engine: one plan per process, a switch-off, the fast path's results equal eager's
+within rounding, and compilation paid once per shape rather than once per model."""
+
+import pytest
+import torch
+from torch._dynamo.utils import counters
+
+from helpers import data, engine, models, training
+
+FAST = engine.Plan("cpu", compile=True, bf16=True, probe="test: every fast option on")
+
+
+@pytest.fixture
+def fresh_plan(monkeypatch):
+    """A process plan decided again under the test's environment, restored afterwards."""
+    engine._process_plan.cache_clear()
+    yield monkeypatch
+    engine._process_plan.cache_clear()
+
+
+def test_environment_variable_switches_the_fast_path_off(fresh_plan):
+    fresh_plan.setenv(engine.ENGINE_ENV, "eager")
+    p = engine.plan()
+    assert not p.compile and not p.bf16 and engine.ENGINE_ENV in engine.describe()
+    net = models.ConvNet(width=8)
+    assert engine.runner(net) == net.forward  # nothing wraps the network
+
+
+def test_unknown_engine_mode_is_rejected(fresh_plan):
+    fresh_plan.setenv(engine.ENGINE_ENV, "turbo")
+    with pytest.raises(ValueError, match=f"{engine.ENGINE_ENV}='turbo'.*valid: auto, eager"):
+        engine.plan()
+
+
+def test_plan_is_decided_once_per_process(fresh_plan):
+    fresh_plan.setenv(engine.ENGINE_ENV, "auto")
+    first = engine.plan()
+    assert (first.compile or first.bf16) and engine.plan() is first  # the probe is not repeated
+    assert "\n" not in first.describe()
+
+
+def test_only_the_study_networks_take_the_fast_path():
+    with engine.using(FAST):
+        net = models.MnistNet()
+        assert engine.runner(net) == net.forward  # eager: compile was measured slower for it
+        with pytest.raises(ValueError, match="valid: forward, embed"):
+            engine.runner(models.ConvNet(width=8), "backward")
+
+
+@pytest.fixture(scope="module")
+def small_task():
+    train, test = data.load("fashion", True), data.load("fashion", False)
+    x, y = data.random_per_class(train, 10, seed=0)
+    return x, y, data.stratified_subset(test, 1000, seed=0)
+
+
+def _train(x, y, test, seed):
+    torch.manual_seed(seed)
+    model = models.ConvNet(width=32)
+    training.fit(model, x, y, epochs=15, lr=0.01, batch_size=64, seed=seed)
+    return model, training.evaluate(model, test.images, test.labels)[0]
+
+
+def test_fast_path_matches_eager_and_compiles_once_per_shape(small_task):
+    x, y, test = small_task
+    with engine.using(engine.eager()):
+        eager_model, eager_acc = _train(x, y, test, seed=0)
+    with engine.using(FAST):
+        _, fast_acc = _train(x, y, test, seed=0)
+        graphs = counters["stats"]["unique_graphs"]
+        accs = [_train(x, y, test, seed=s)[1] for s in (1, 2)]  # new models, same shapes
+        assert counters["stats"]["unique_graphs"] == graphs  # reused the compiled graphs
+        fast_logits = training.predict(eager_model, test.images)
+    eager_logits = training.predict(eager_model, test.images)
+    # the same weights give the same predictions up to bf16 rounding ...
+    assert (fast_logits.argmax(1) == eager_logits.argmax(1)).float().mean() > 0.97
+    assert torch.allclose(fast_logits, eager_logits, atol=0.1 * eager_logits.abs().max().item())
+    # ... and a whole training run the same accuracy within a few points
+    assert abs(fast_acc - eager_acc) < 0.03, (fast_acc, eager_acc)
+    assert all(a > 0.5 for a in accs)
+
+
+def test_cached_models_are_shared_between_the_paths(small_task):
+    x, y, test = small_task
+    kwargs = {"arch": "lenet", "n_models": 1, "epochs": 1, "tag": {"data": "engine test"}, "test": (test.images,
+                                                                                                     test.labels)}
+    with engine.using(engine.eager()):
+        eager_run = training.train_models(x, y, **kwargs)[0]
+    with engine.using(FAST):
+        fast_run = training.train_models(x, y, **kwargs)[0]  # loaded from the cache, not retrained
+    assert all(torch.equal(eager_run["state_dict"][k], v) for k, v in fast_run["state_dict"].items())

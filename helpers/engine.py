@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
+import io
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -156,6 +158,10 @@ def _compiled(method: str) -> Callable:
     # All models of the study share these graphs (per shape, train/eval mode and grad mode),
     # so allow more cached variants than dynamo's default before it falls back to eager.
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    # Inductor imports cpp_extension, whose import prints "No CUDA runtime is found" to stderr
+    # on CPU-only machines with CUDA wheels: a note for nobody, kept out of the notebooks.
+    with contextlib.redirect_stderr(io.StringIO()):
+        importlib.import_module("torch.utils.cpp_extension")
     return torch.compile(_CALLS[method])
 
 

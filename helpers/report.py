@@ -265,6 +265,12 @@ BLOCKS = {"abstract": (abstract_block, ["condensation_eval", "fgsm", "backdoor",
           "distillation": (distillation_block, ["distillation"], "notebook 04"),
           "cw": (cw_block, ["cw", "cw_fgsm"], "notebook 05")}
 
+# README block name -> the figure shown under its table (alt text), once the notebook wrote it
+FIGURES = {"condensation": ("02_accuracy_vs_ipc", "Test accuracy vs images per class"),
+           "fgsm": ("03_accuracy_vs_eps", "Accuracy under attack vs eps"),
+           "backdoor": ("06_asr_cta_vs_rate", "Attack success and clean accuracy vs poison rate"),
+           "distillation": ("04_curves_20ep", "Training and validation curves, 20 epochs")}
+
 # Per results table, the columns the blocks above read: the only ones they are given, so a
 # block reading another fails the README test, and the notebook smoke test checks each
 # notebook's tables against this.
@@ -333,7 +339,11 @@ def block(name: str, tables: dict[str, pd.DataFrame]) -> str:
         return (f"*Pending: not yet regenerated in the `{DEFAULT_PROFILE}` profile with the current code; "
                 f"waits for {', '.join(why)}.*")
     make, needed, _ = BLOCKS[name]
-    return make(*(tables[t] for t in needed))
+    text = make(*(tables[t] for t in needed))
+    stem, alt = FIGURES.get(name, ("", ""))
+    if stem and (README.parent / "figures" / f"{stem}.png").exists():  # links are relative to the README
+        text += f"\n\n![{alt}](figures/{stem}.png)"
+    return text
 
 
 def fill_readme(text: str, tables: dict[str, pd.DataFrame] | None = None) -> str:

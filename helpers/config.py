@@ -84,7 +84,8 @@ def shown(path: Path) -> str:
 def start(profile: str, seed: int, **params) -> None:
     """First call of every notebook, right after its `parameters` cell: checks `profile` and
     `seed`, sends the notebook's figures and tables to the profile's folders (only the
-    default profile writes the committed ones) and prints the parameters in one line."""
+    default profile writes the committed ones), prints the parameters in one line and the
+    engine's decision (how networks run in this process) in another."""
     if profile not in PROFILES:
         raise ValueError(f"profile={profile!r} is not a profile; valid: {', '.join(sorted(PROFILES))}")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
@@ -94,6 +95,9 @@ def start(profile: str, seed: int, **params) -> None:
     if profile != DEFAULT_PROFILE and FIGURES_DIR_ENV not in os.environ:
         line += f" (figures and tables go to {shown(output_root(profile))}/, not the committed ones)"
     print(f"Parameters: {line}")
+    from .engine import describe  # engine imports config
+
+    print(describe())
 
 
 def device() -> torch.device:

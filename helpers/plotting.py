@@ -19,8 +19,8 @@ from .config import active_profile, figures_dir, results_dir
 # colour (a test fails on a colour literal in a notebook or another module).
 CONDITION_COLORS = {
     "whole dataset": "#222222",
-    "DC": "#1f77b4",
-    "DM": "#17becf",
+    "DM": "#1f77b4",  # = "condensed": the default profile's condensed sets of notebooks 03 and 06 are DM's
+    "DC": "#17becf",
     "random real": "#ff7f0e",
     "original": "#222222",
     "condensed": "#1f77b4",
@@ -53,7 +53,9 @@ def distillation_colors(specs: list[tuple[str, str, float]]) -> dict[str, str]:
 
 def set_style() -> None:
     sns.set_theme(context="notebook", style="whitegrid", font_scale=1.0)
-    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 150, "figure.autolayout": False})
+    # Long legend handles, so that dashed lines (ipc 50 beside ipc 10) read as dashed
+    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 150, "figure.autolayout": False,
+                         "legend.handlelength": 3.5})
 
 
 def save_figure(fig: plt.Figure, name: str, source: str) -> None:

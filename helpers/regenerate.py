@@ -9,7 +9,8 @@ moved into place, and the executed notebook written back (volatile metadata and
 papermill's injected cell removed), only when every cell succeeded. The run stops at
 the first failure, naming the notebook and cell and keeping the executed copy as
 `NN_name.failed.ipynb`. Wall times go to `timings_<profile>.csv` after each notebook
-(the README quotes the default profile's).
+with the number of cache artifacts the notebook built (0 on a warm re-run: its time is then
+not a from-scratch cost); the README quotes the default profile's.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from .config import (
     REPO_ROOT,
     RESULTS_DIR_ENV,
     anchor_paths,
+    cache_dir,
     device,
     figures_dir,
     output_root,
@@ -185,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{time.strftime('%H:%M:%S')}] {nb.name} (profile {args.profile}) ...", flush=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{nb.stem}.", suffix=".running.ipynb", dir=out_dir)
             os.close(fd)
+            cached = _cache_files()
             start = time.perf_counter()
             try:
                 execute(nb, Path(tmp), args.profile)
@@ -202,9 +205,14 @@ def main(argv: list[str] | None = None) -> int:
             os.replace(tmp, out_dir / nb.name)
             print(f"    done in {seconds / 60:.1f} min", flush=True)
             _record({"notebook": nb.stem, "profile": args.profile, "seconds": round(seconds, 1),
+                     "artifacts_built": len(_cache_files() - cached),
                      "cpu_threads": torch.get_num_threads(), "device": device().type,
                      "machine": platform.processor() or platform.machine()}, args.profile)
     return 0
+
+
+def _cache_files() -> set[str]:
+    return {p.name for p in cache_dir().glob("*.pt")} if cache_dir().is_dir() else set()
 
 
 def _record(timing: dict, profile: str) -> None:

@@ -32,9 +32,11 @@ README = REPO_ROOT / "README.md"
 
 
 def timings_block(df: pd.DataFrame) -> str:
-    rows = ["| notebook | wall time (min) | device | threads |", "|---|---:|---|---:|"]
-    rows += [f"| `{r.notebook}` | {r.seconds / 60:.1f} | {r.device} | {r.cpu_threads} |" for r in df.itertuples()]
-    rows.append(f"| **all** | **{df.seconds.sum() / 60:.1f}** | | |")
+    rows = ["| notebook | wall time (min) | cache artifacts built | device | threads |", "|---|---:|---:|---|---:|"]
+    built = df.get("artifacts_built", pd.Series(index=df.index, dtype=float))  # recorded since this round
+    rows += [f"| `{r.notebook}` | {r.seconds / 60:.1f} | {'?' if pd.isna(n) else f'{n:.0f}'} | {r.device} | "
+             f"{r.cpu_threads} |" for r, n in zip(df.itertuples(), built)]
+    rows.append(f"| **all** | **{df.seconds.sum() / 60:.1f}** | | | |")
     return "\n".join(rows)
 
 

@@ -61,14 +61,13 @@ seed = 0
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from helpers import condensation, data, engine
+from helpers import condensation, data
 from helpers import condensation_study as study
 from helpers.config import start
 from helpers.plotting import CONDITION_COLORS, image_grid, save_figure, save_table, set_style
 from helpers.profiles import budget
 
 start(profile, seed)
-print(engine.describe())
 set_style()
 SOURCE = f"01_condense · profile {profile}"
 cfg = budget(profile, "condense")

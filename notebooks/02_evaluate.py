@@ -40,14 +40,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from helpers import condensation_study as study
-from helpers import engine
 from helpers.config import start
 from helpers.plotting import CONDITION_COLORS, save_figure, save_table, set_style
 from helpers.profiles import budget
 from helpers.references import DC_FASHION_ACCURACY as PAPER
 
 start(profile, seed)
-print(engine.describe())
 set_style()
 SOURCE = f"02_evaluate · profile {profile}"
 cfg = budget(profile, "evaluate")

@@ -278,8 +278,6 @@ FIGURES = {"condensation": ("02_accuracy_vs_ipc", "Test accuracy vs images per c
 # Per results table, the columns the blocks above read: the only ones they are given, so a
 # block reading another fails the README test, and the notebook smoke test checks each
 # notebook's tables against this.
-# Read when present: tables written before the column existed still render ("?")
-OPTIONAL_COLUMNS = {"timings_default": ("artifacts_built",)}
 REQUIRED_COLUMNS = {
     "condensation_eval": ["method", "ipc", "init", "mean", "std", "epochs", "n_models"],
     "fgsm": ["arch", "condition", "ipc", "label", "attack", "steps", "test_images", "seed", "eps", "accuracy",
@@ -302,6 +300,10 @@ def _producer(table: str) -> str:
     return [who for _, tables, who in BLOCKS.values() if table in tables][-1]
 
 
+# Read when present: tables written before the column existed still render ("?")
+OPTIONAL_COLUMNS = {"timings_default": ("artifacts_built",)}
+
+
 def results_tables(folder: Path | None = None) -> dict[str, pd.DataFrame]:
     """The tables the README reads (their `REQUIRED_COLUMNS` only) that exist in `folder`, by
     default the default profile's results; a missing table leaves its blocks pending (see
@@ -313,11 +315,12 @@ def results_tables(folder: Path | None = None) -> dict[str, pd.DataFrame]:
         path = folder / f"{name}.csv"
         if not path.exists():
             continue
-        lacking = [c for c in [*columns, "profile"] if c not in pd.read_csv(path, nrows=0).columns]
+        header = pd.read_csv(path, nrows=0).columns
+        lacking = [c for c in [*columns, "profile"] if c not in header]
         if lacking:
             problems.append(f"{name}.csv lacks column(s) {lacking} (re-run {_producer(name)})")
             continue
-        optional = [c for c in OPTIONAL_COLUMNS.get(name, ()) if c in pd.read_csv(path, nrows=0).columns]
+        optional = [c for c in OPTIONAL_COLUMNS.get(name, ()) if c in header]
         tables[name] = pd.read_csv(path, usecols=[*columns, "profile", *optional])
         other = sorted(set(tables[name].profile) - {DEFAULT_PROFILE})
         if other:

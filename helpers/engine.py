@@ -8,18 +8,19 @@ embeddings (`condensation.py`).
 * bf16 autocast when a short probe in this process measures it faster than fp32 on this
   device (much faster where the CPU has bf16 hardware, several times slower where it has not,
   so it is never assumed from the hardware's name).
-* torch.compile (inductor) on a GPU, and on a CPU where bf16 lost the probe: compiled fp32
-  measured 1.5-2.4x eager fp32 on the 2-core build machines, while on a CPU with bf16
-  hardware compiling on top of bf16 measured no faster than bf16 alone (ConvNet training,
-  batch 256: 212 vs 238 images/s; `benchmarks/bench_condensation.py` prints all four paths)
-  and costs 30-60 s of compiling per shape and process. One compiled function per method is
-  shared by all model instances, so a new model of the same shapes reuses the compiled
-  graphs instead of compiling again.
+* torch.compile (inductor) for the ConvNet (`COMPILED_NETWORKS`), on top of bf16 or alone:
+  compiled fp32 measured 1.5-2.4x eager fp32 on the 2-core build machines without bf16
+  hardware, and on one with it compile + bf16 measured 1.4-1.5x bf16 alone in ConvNet training
+  and 2.3x in prediction (`benchmarks/bench_condensation.py` prints all four paths). The LeNet
+  stays uncompiled: it is so small that compiled steps measured slower (0.56-0.58x). Compiling
+  costs 10-60 s per shape and process; one compiled function per method is shared by all model
+  instances, so a new model of the same shapes reuses the compiled graphs.
 
 Everything else stays eager fp32: DC's synthetic-image gradients (a double backward, which
 compiled graphs do not support), DM's synthetic embeddings, the attacks and the MNIST
 network. The plan is made once per process and printed by the notebooks (`describe`);
-`DC_ENGINE=eager` switches the fast path off. Results differ from eager fp32 only by
+`DC_ENGINE=eager` switches the fast path off, `DC_ENGINE=nocompile` keeps bf16's
+probe but never compiles (for a machine without the C++ compiler inductor needs). Results differ from eager fp32 only by
 rounding (tested), and cache keys never include the plan, so artifacts are shared.
 """
 
@@ -41,8 +42,11 @@ from torch import nn
 from .config import device
 
 ENGINE_ENV = "DC_ENGINE"
-MODES = ("auto", "eager")  # auto: the fastest measured path for FAST_NETWORKS; eager: plain fp32
+# auto: the fastest measured path for FAST_NETWORKS; nocompile: the same without torch.compile;
+# eager: plain fp32
+MODES = ("auto", "nocompile", "eager")
 FAST_NETWORKS = ("ConvNet", "LeNet")
+COMPILED_NETWORKS = ("ConvNet",)  # the LeNet measured slower compiled (module docstring)
 BF16_MIN_SPEEDUP = 1.2  # the probe's margin: below it bf16's rounding is not worth its gain
 
 
@@ -51,15 +55,16 @@ class Plan:
     """How `runner` runs FAST_NETWORKS in this process."""
 
     device: str
-    compile: bool
+    compile: bool  # COMPILED_NETWORKS only
     bf16: bool
     probe: str  # what the bf16 decision rests on
 
     def describe(self) -> str:
         """One line for a notebook's output."""
-        fast = ", ".join(FAST_NETWORKS)
-        return (f"engine ({self.device}): torch.compile {'on' if self.compile else 'off'}, bf16 autocast "
-                f"{'on' if self.bf16 else 'off'} for {fast} ({self.probe}); {ENGINE_ENV}=eager switches both off")
+        compiled = f"on for {', '.join(COMPILED_NETWORKS)}" if self.compile else "off"
+        return (f"engine ({self.device}): torch.compile {compiled}, bf16 autocast "
+                f"{'on' if self.bf16 else 'off'} for {', '.join(FAST_NETWORKS)} ({self.probe}); "
+                f"{ENGINE_ENV}=eager switches both off")
 
 
 def _mode() -> str:
@@ -112,7 +117,7 @@ def _process_plan() -> Plan:
     if _mode() == "eager":
         return Plan(dev.type, compile=False, bf16=False, probe=f"{ENGINE_ENV}=eager")
     bf16, why = probe_bf16(dev)
-    return Plan(dev.type, compile=dev.type == "cuda" or not bf16, bf16=bf16, probe=why)
+    return Plan(dev.type, compile=_mode() == "auto", bf16=bf16, probe=why)
 
 
 _override: list[Plan] = []
@@ -173,7 +178,8 @@ def runner(model: nn.Module, method: str = "forward") -> Callable[[torch.Tensor]
     p = plan()
     if type(model).__name__ not in FAST_NETWORKS or not (p.compile or p.bf16):
         return getattr(model, method)
-    call = functools.partial(_compiled(method), model) if p.compile else getattr(model, method)
+    compiled = p.compile and type(model).__name__ in COMPILED_NETWORKS
+    call = functools.partial(_compiled(method), model) if compiled else getattr(model, method)
     if not p.bf16:
         return call
 

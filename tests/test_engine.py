@@ -28,8 +28,13 @@ def test_environment_variable_switches_the_fast_path_off(fresh_plan):
 
 def test_unknown_engine_mode_is_rejected(fresh_plan):
     fresh_plan.setenv(engine.ENGINE_ENV, "turbo")
-    with pytest.raises(ValueError, match=f"{engine.ENGINE_ENV}='turbo'.*valid: auto, eager"):
+    with pytest.raises(ValueError, match=f"{engine.ENGINE_ENV}='turbo'.*valid: auto, nocompile, eager"):
         engine.plan()
+
+
+def test_nocompile_mode_never_compiles(fresh_plan):
+    fresh_plan.setenv(engine.ENGINE_ENV, "nocompile")
+    assert not engine.plan().compile and "torch.compile off" in engine.describe()
 
 
 def test_plan_is_decided_once_per_process(fresh_plan):
@@ -43,6 +48,9 @@ def test_only_the_study_networks_take_the_fast_path():
     with engine.using(FAST):
         net = models.MnistNet()
         assert engine.runner(net) == net.forward  # eager: compile was measured slower for it
+        graphs = counters["stats"]["unique_graphs"]
+        engine.runner(models.LeNet())(torch.zeros(2, 1, 28, 28))  # bf16, but not compiled
+        assert counters["stats"]["unique_graphs"] == graphs
         with pytest.raises(ValueError, match="valid: forward, embed"):
             engine.runner(models.ConvNet(width=8), "backward")
 

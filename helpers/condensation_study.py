@@ -103,7 +103,7 @@ def evaluation_settings(profile: str, ipc: int | None = None) -> dict:
     if key not in cfg.epochs:
         raise ValueError(f"ipc={ipc!r}: profile {profile!r} has no evaluation epochs for it; "
                          f"valid: {sorted(cfg.epochs)}")
-    return {"arch": "convnet", "n_models": cfg.n_models_at.get(key, cfg.n_models), "epochs": cfg.epochs[key],
+    return {"arch": "convnet", "n_models": cfg.n_models, "epochs": cfg.epochs[key],
             "lr": cfg.lr, "momentum": cfg.momentum, "weight_decay": cfg.weight_decay, "batch_size": cfg.batch_size,
             "decay_at": tuple(cfg.decay_at)}
 

@@ -88,7 +88,6 @@ class Condense(Section):
 class Evaluate(Section):
     """Notebook 02: DC's evaluation protocol (fresh ConvNets trained on each set)."""
     n_models: int = _f(20, "ConvNets trained per set (DC: 20 models x 5 experiments)")
-    n_models_at: dict[int, int] = _f({}, "ConvNets per set at the ipcs listed, where fewer than n_models fit")
     epochs: dict[int, int] = _f({1: 300, 10: 300, 50: 300}, "training epochs per ipc")
     lr: float = _f(0.01, "SGD learning rate")
     momentum: float = _f(0.9, "SGD momentum")
@@ -216,7 +215,7 @@ DEFAULT_OVERRIDES: dict[str, dict] = {
                              10: {"method": "dm", "init": "real", "iterations": 400, "batch_real": 256},
                              50: {"method": "dm", "init": "real", "iterations": 200, "batch_real": 256}},
                  "side": {10: {"method": "dc", "init": "real", "iterations": 4, "batch_real": 64}}},
-    "evaluate": {"n_models": 5, "n_models_at": {50: 3}, "whole_models": 2, "whole_epochs": 6},
+    "evaluate": {"n_models": 5, "whole_models": 2, "whole_epochs": 6},
     "distill": {"n_train_eval": 2000, "epochs": (10, 20), "optimizer": "adam", "lr": 1e-3},
     "cw": {"n_images": 100, "batch_size": 300, "c_init": 1e-2, "binary_search_steps": 4, "max_iter": 1000,
            "l2_all_targets": ("undistilled", "student"), "l0_images": 20, "l0_all_targets": (),

@@ -104,9 +104,10 @@ if not cfg.measure_cost:
 # **Choices of the default profile and why** (the cost effect is the table above and the one
 # after condensing; the accuracy effect is notebook 02's comparison with random real images):
 #
-# * **The engine** (the line printed at the top): bf16 autocast where the probe measured it
-#   faster, else torch.compile, for ConvNet training and prediction, DC's real-batch gradients and
-#   inner loop and DM's real-batch embeddings; the synthetic images' gradients stay in fp32.
+# * **The engine** (the line printed at the top): torch.compile for the ConvNet and bf16 autocast
+#   where the probe measured it faster, for ConvNet training and prediction, DC's real-batch
+#   gradients and inner loop and DM's real-batch embeddings; the synthetic images' gradients stay
+#   eager fp32.
 # * **DC at ipc 1**, from real images, 150 of the paper's 1000 iterations with 128 instead of 256
 #   real images per class and step: at ipc 1 the paper's loops are 1/1, so an iteration is one
 #   matching step, whose cost is the ten real-batch gradients (proportional to `batch_real`); the

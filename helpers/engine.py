@@ -12,16 +12,17 @@ embeddings (`condensation.py`).
   compiled fp32 measured 1.5-2.4x eager fp32 on the 2-core build machines without bf16
   hardware, and on one with it compile + bf16 measured 1.4-1.5x bf16 alone in ConvNet training
   and 2.3x in prediction (`benchmarks/bench_condensation.py` prints all four paths). The LeNet
-  stays uncompiled: it is so small that compiled steps measured slower (0.56-0.58x). Compiling
+  stays uncompiled: it is so small that compiled steps measured slower (0.43-0.58x). Compiling
   costs 10-60 s per shape and process; one compiled function per method is shared by all model
   instances, so a new model of the same shapes reuses the compiled graphs.
 
 Everything else stays eager fp32: DC's synthetic-image gradients (a double backward, which
 compiled graphs do not support), DM's synthetic embeddings, the attacks and the MNIST
 network. The plan is made once per process and printed by the notebooks (`describe`);
-`DC_ENGINE=eager` switches the fast path off, `DC_ENGINE=nocompile` keeps bf16's
-probe but never compiles (for a machine without the C++ compiler inductor needs). Results differ from eager fp32 only by
-rounding (tested), and cache keys never include the plan, so artifacts are shared.
+`DC_ENGINE=eager` switches the fast path off, `DC_ENGINE=nocompile` keeps bf16's probe but
+never compiles (for a machine without the C++ compiler inductor needs). Results differ from
+eager fp32 only by rounding (tested), and cache keys never include the plan, so artifacts are
+shared.
 """
 
 from __future__ import annotations
@@ -114,10 +115,11 @@ def probe_bf16(dev: torch.device, batch: int = 128, rounds: int = 3) -> tuple[bo
 @functools.cache
 def _process_plan() -> Plan:
     dev = device()
-    if _mode() == "eager":
+    mode = _mode()
+    if mode == "eager":
         return Plan(dev.type, compile=False, bf16=False, probe=f"{ENGINE_ENV}=eager")
     bf16, why = probe_bf16(dev)
-    return Plan(dev.type, compile=_mode() == "auto", bf16=bf16, probe=why)
+    return Plan(dev.type, compile=mode == "auto", bf16=bf16, probe=why)
 
 
 _override: list[Plan] = []
@@ -175,10 +177,10 @@ def runner(model: nn.Module, method: str = "forward") -> Callable[[torch.Tensor]
     Networks outside FAST_NETWORKS, and any model under `using(eager())`, run eagerly."""
     if method not in _CALLS:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(_CALLS)}")
-    p = plan()
-    if type(model).__name__ not in FAST_NETWORKS or not (p.compile or p.bf16):
+    p, name = plan(), type(model).__name__
+    if name not in FAST_NETWORKS or not (p.compile or p.bf16):
         return getattr(model, method)
-    compiled = p.compile and type(model).__name__ in COMPILED_NETWORKS
+    compiled = p.compile and name in COMPILED_NETWORKS
     call = functools.partial(_compiled(method), model) if compiled else getattr(model, method)
     if not p.bf16:
         return call

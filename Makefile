@@ -1,14 +1,30 @@
 # Two entry points (see README): `make report` regenerates everything (notebooks, figures,
 # tables, report/index.html), `make test` lints and tests.
 PYTHON ?= python3
-VENV ?= $(HOME)/.venvs/dc-robustness
-PY := $(VENV)/bin/python
 PROFILE ?= default
 
-# A relative data root means the folder it names from where make was run; every command
-# and notebook kernel gets it absolute.
+# The virtual environment (see setup below): without HOME it would be /.venvs/..., so the
+# clone's own .venv instead.
+ifndef VENV
+ifdef HOME
+VENV := $(HOME)/.venvs/dc-robustness
+else
+VENV := $(CURDIR)/.venv
+$(info HOME is not set: the virtual environment is $(VENV))
+endif
+endif
+PY := $(VENV)/bin/python
+
+# A relative data root means the folder it names from where make was run, given in the
+# environment or on the command line (`override`: a command-line value would win over this
+# line); every command and notebook kernel gets it absolute. That folder is $(PWD), which
+# `make -C` leaves as it was (CURDIR is the clone; a program starting make must set PWD as a
+# shell does); the shell joins the two, as make's own functions split paths at spaces.
+# `quote` makes a value one single-quoted shell word.
+quote = '$(subst ','\'',$(1))'
 ifdef DC_DATA_ROOT
-export DC_DATA_ROOT := $(abspath $(DC_DATA_ROOT))
+override export DC_DATA_ROOT := $(shell p=$(call quote,$(DC_DATA_ROOT)); \
+	case "$$p" in (/*) ;; (*) p=$(call quote,$(or $(PWD),$(CURDIR)))/"$$p" ;; esac; printf '%s' "$$p")
 endif
 
 .PHONY: setup report test lint

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from helpers import condensation, condensation_study, data, engine, models
-from helpers.config import device
+from helpers.runtime import device
 from helpers.training import evaluate, fit
 
 PATHS = {"eager": (False, False), "compile": (True, False), "bf16": (False, True), "compile+bf16": (True, True)}
@@ -127,7 +127,7 @@ def main() -> None:
             with engine.using(_plan(name)):
                 rates.append(measure())
         print(f"  {label:44}" + "".join(f"{r:14.0f}" for r in rates) + f"   ({max(rates) / rates[0]:.2f}x best/eager)")
-    print("  Networks outside engine.COMPILED_NETWORKS, eager fp32 vs torch.compile of the network itself:")
+    print("  Networks outside FAST_PATH with compile, eager fp32 vs torch.compile of the network itself:")
     for label, arch, batch, n in [("LeNet training", "lenet", 256, steps * 4),
                                   ("MNIST network training", "mnistnet", 128, steps * 2)]:
         with engine.using(engine.eager()):

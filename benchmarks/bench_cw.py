@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from helpers import cw, cw_study, distillation, distillation_study, models
+from helpers import cw, cw_study, data, distillation, distillation_study, models
 from helpers.config import REPO_ROOT
 from helpers.profiles import budget
 from helpers.training import predict
@@ -61,7 +61,7 @@ def network() -> tuple[torch.nn.Module, str]:
 def instances(model: torch.nn.Module, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """n instances: correctly classified test images, each with its nine wrong targets in turn."""
     cfg = budget("default", "distill")
-    x, y = distillation.mnist_splits(cfg.n_train, cfg.n_val, 0, cfg.n_test)["test"]
+    x, y = data.mnist_splits(cfg.n_train, cfg.n_val, 0, cfg.n_test)["test"]
     keep = torch.nonzero(predict(model, x).argmax(1) == y).flatten()[:-(-n // 9)]
     x, y = x[keep].repeat_interleave(9, 0)[:n], y[keep].repeat_interleave(9)[:n]
     offset = torch.arange(len(y)) % 9 + 1

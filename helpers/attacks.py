@@ -14,31 +14,19 @@ with respect to the inputs only (its parameters' `.grad` is never touched).
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
-from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .validation import check_range
+from .models import frozen
+from .validation import check_images, check_inputs, check_range, check_seed
 
 ATTACKS = ("fgsm", "pgd")
 
 
-@contextmanager
-def frozen(model: nn.Module):
-    """Eval mode and no parameter gradients while attacking; both restored afterwards."""
-    was_training, flags = model.training, [p.requires_grad for p in model.parameters()]
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for p, flag in zip(model.parameters(), flags):
-            p.requires_grad_(flag)
-        model.train(was_training)
 
 
 
@@ -48,21 +36,8 @@ def check_eps(eps: float) -> None:
     check_range("eps", eps, 0.0, 1.0)
 
 
-def check_images(x: torch.Tensor, y: torch.Tensor) -> None:
-    """Pixel-space images in [0, 1] without NaN, and one integer label per image."""
-    if x.numel() and not torch.isfinite(x).all():
-        found = "NaN or inf values"
-    elif x.numel() and (x.min() < 0 or x.max() > 1):
-        found = f"values in [{x.min().item():.3g}, {x.max().item():.3g}]"
-    else:
-        found = None
-    if found:
-        raise ValueError(f"x must hold pixel-space images with values in [0, 1], found {found}; convert "
-                         "normalised images with data.to_pixels(x, name).clamp(0, 1) and wrap the model in "
-                         "models.Normalized")
-    if y.dtype not in (torch.int64, torch.int32) or y.dim() != 1 or len(y) != len(x):
-        raise ValueError(f"y must hold one integer class label per image ({len(x)}), got dtype {y.dtype}, "
-                         f"shape {tuple(y.shape)}")
+
+
 
 
 def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,7 +58,7 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torc
     """Fast gradient sign method (Goodfellow, Shlens & Szegedy 2015, eq. 3), untargeted: one
     `fgsm_step` from x along the sign of the gradient of the cross-entropy of label y."""
     check_eps(eps)
-    check_images(x, y)
+    check_inputs(model, x, y)
     if eps == 0:
         return x.detach().clone()
     with frozen(model):
@@ -110,10 +85,10 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: i
     Returns the last iterate.
     """
     check_eps(eps)
-    check_images(x, y)
     check_range("steps", steps, 1, integer=True)
     if step_size is not None:
         check_range("step_size", step_size, 0.0, low_open=True)
+    check_inputs(model, x, y)
     x0 = x.detach()
     if eps == 0:
         return x0.clone()
@@ -157,6 +132,9 @@ def evaluate_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_valu
     """
     if attack not in ATTACKS:
         raise ValueError(f"attack must be one of {', '.join(ATTACKS)}, got {attack!r}")
+    if isinstance(eps_values, numbers.Number | str | torch.Tensor):  # list(0.1) fails with "not iterable"
+        raise ValueError(f"eps_values must be a sequence of budgets in [0, 1], got {eps_values!r}; "
+                         "pass a list of numbers, e.g. [0.0, 0.1]")
     eps_values = list(eps_values)
     if not eps_values:
         raise ValueError("eps_values must name at least one eps in [0, 1], got none")
@@ -168,9 +146,10 @@ def evaluate_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_valu
         raise ValueError("x must hold at least one image, got 0")
     check_range("steps", steps, 1, integer=True)
     check_range("step_fraction", step_fraction, 0.0, low_open=True)
-    check_range("seed", seed, 0, integer=True)
+    check_seed("seed", seed)
     check_range("batch_size", batch_size, 1, integer=True)
     check_range("keep", keep, 0, integer=True)
+    check_inputs(model, x, y)  # last: it runs the model on one image
     dev = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     correct_adv = {e: torch.zeros(len(x), dtype=torch.bool) for e in eps_values}

@@ -35,12 +35,23 @@ from torch import nn
 
 from . import data
 from .training import predict
-from .validation import check_range
+from .validation import check_range, check_seed, check_tensor
 
 CORNERS = ("bottom-right", "bottom-left", "top-right", "top-left")
 PATIENCE = 10  # DOORPING: Adam steps without a 0.1 % lower loss before the update stops early
 
 
+def check_pattern(pattern: torch.Tensor, shape: tuple[int, ...]) -> None:
+    """A trigger pattern: a float tensor of `shape` with finite pixel values in [0, 1] (the pixel
+    space the triggers live in; a 0-255 pattern or NaN would be stamped as is)."""
+    check_tensor("trigger pattern", pattern, floating=True)
+    if pattern.shape != shape:
+        raise ValueError(f"trigger pattern of shape {tuple(pattern.shape)}, expected {shape}")
+    p = pattern.detach()
+    if not torch.isfinite(p).all() or p.min() < 0 or p.max() > 1:
+        found = "NaN or inf values" if not torch.isfinite(p).all() else f"values in [{p.min():.4g}, {p.max():.4g}]"
+        raise ValueError(f"trigger pattern must hold pixel values in [0, 1], found {found}; "
+                         "divide a 0-255 pattern by 255")
 
 
 @dataclass(frozen=True)
@@ -61,7 +72,7 @@ class BadNets:
         check_range("trigger size", self.size, 1, math.inf, integer=True)
         check_range("trigger margin", self.margin, 0, math.inf, integer=True)
         check_range("trigger value (a pixel value)", self.value, 0, 1)
-        check_range("poison seed", self.seed, 0, math.inf, integer=True)
+        check_seed("poison seed", self.seed)
         if self.corner not in CORNERS:
             raise ValueError(f"unknown corner {self.corner!r}; valid: {', '.join(CORNERS)}")
 
@@ -101,14 +112,17 @@ def stamp(images: torch.Tensor, attack: BadNets, name: str | None = None,
     if images.dim() != 4:
         raise ValueError(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
     pattern = attack.pattern(images.shape[1]) if pattern is None else pattern
-    if pattern.shape != (images.shape[1], attack.size, attack.size):
-        raise ValueError(f"trigger pattern of shape {tuple(pattern.shape)}, expected "
-                         f"{(images.shape[1], attack.size, attack.size)}")
+    check_pattern(pattern, (images.shape[1], attack.size, attack.size))
     patch = pattern if name is None else data.normalize(pattern, name)
     row, col = attack.box(*images.shape[-2:])
     out = images.clone()
     out[..., row:row + attack.size, col:col + attack.size] = patch.to(out)
     return out
+
+
+def _check_target(split: data.Split, attack: BadNets) -> None:
+    if attack.target >= split.num_classes:
+        raise ValueError(f"target {attack.target} is not a class of {split.name} (0..{split.num_classes - 1})")
 
 
 def poison(split: data.Split, attack: BadNets, pattern: torch.Tensor | None = None
@@ -118,8 +132,7 @@ def poison(split: data.Split, attack: BadNets, pattern: torch.Tensor | None = No
     Exactly round(rate * len(split)) images, chosen with `attack.seed` among those whose
     label is not the target, get the trigger (`pattern`, default BadNets' constant) and the
     target label; all others are unchanged. Fails if there are not enough non-target images."""
-    if attack.target >= split.num_classes:
-        raise ValueError(f"target {attack.target} is not a class of {split.name} (0..{split.num_classes - 1})")
+    _check_target(split, attack)
     n = round(attack.rate * len(split))
     candidates = torch.nonzero(split.labels != attack.target).flatten()
     if n > len(candidates):
@@ -145,6 +158,7 @@ def triggered_test(split: data.Split, attack: BadNets, pattern: torch.Tensor | N
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """The test images whose true class is not the target, with the trigger stamped
     (normalised), and their true labels: the set the ASR is measured on."""
+    _check_target(split, attack)  # else every image is kept and the ASR is silently 0
     keep = split.labels != attack.target
     return stamp(split.images[keep], attack, split.name, pattern), split.labels[keep]
 
@@ -152,6 +166,11 @@ def triggered_test(split: data.Split, attack: BadNets, pattern: torch.Tensor | N
 def attack_success_rate(predictions: torch.Tensor, true_labels: torch.Tensor, target: int) -> float:
     """Fraction of images whose true class is not `target` that are predicted as `target`
     (images of the target class are excluded, whatever the model says on them)."""
+    for name, t in (("predictions", predictions), ("true_labels", true_labels)):
+        check_tensor(name, t, dims=1)
+    if len(predictions) != len(true_labels):  # else the mask fails inside torch
+        raise ValueError(f"predictions ({len(predictions)}) and true_labels ({len(true_labels)}) must have one "
+                         "entry per image each")
     keep = true_labels != target
     if not keep.any():
         raise ValueError("no image outside the target class: the ASR is undefined")
@@ -193,7 +212,7 @@ class Doorping:
         check_range("DOORPING max_steps", self.max_steps, 0, math.inf, integer=True)
         check_range("DOORPING alpha", self.alpha, 1, math.inf)
         check_range("DOORPING stop_loss", self.stop_loss, 0, math.inf)
-        check_range("DOORPING seed", self.seed, 0, math.inf, integer=True)
+        check_seed("DOORPING seed", self.seed)
 
 
 def initial_trigger(attack: BadNets, settings: Doorping, channels: int = 1) -> torch.Tensor:

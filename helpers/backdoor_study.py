@@ -17,14 +17,16 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 import torch
 
-from . import backdoor, condensation_study, data
+from . import backdoor, condensation_study, data, schemas, versions
 from .backdoor import BadNets, Doorping
 from .cache import load_or_build
 from .condensation import condense
 from .condensation_study import CLEAN_DATA_TAG, random_real_tag, whole_tag
+from .model_runs import train_models
 from .models import DISPLAY_NAMES
 from .profiles import budget
-from .training import load_model, predict, train_models
+from .stats import over_groups, pm
+from .training import load_model, predict
 
 BADNETS = "BadNets"
 
@@ -89,7 +91,7 @@ def poisoned_data(clean: data.Split, clean_tag: dict, attack: BadNets) -> tuple[
     """(poisoned split, poisoned indices, tag): BadNets' `poison` plus a tag naming the clean
     data and the attack (the `data_tag` of condensed sets and models trained on it)."""
     poisoned, idx = backdoor.poison(clean, attack)
-    return poisoned, idx, {**clean_tag, "poison": attack.tag(clean.name)}
+    return poisoned, idx, {**clean_tag, "poison": attack.tag(clean.name), "code": versions.code("poisoned")}
 
 
 def doorping_set(profile: str, ipc: int, rate: float, seed: int, clean: data.Split, clean_tag: dict) -> dict:
@@ -114,14 +116,14 @@ def doorping_set(profile: str, ipc: int, rate: float, seed: int, clean: data.Spl
         return {**out, "trigger": trigger, "initial_trigger": start,
                 "trigger_log": [{k: v for k, v in r.items() if k != "pattern"} for r in log]}
 
-    out = load_or_build("doorping", config, build)
-    return {**out, "tag": {**config["data_tag"], "doorping": config}}
+    out = load_or_build("doorping", config, build, validate=schemas.doorping(ipc, tuple(clean.images.shape[1:])))
+    return {**out, "tag": {**config["data_tag"], "doorping": config, "code": versions.code("doorping")}}
 
 
 def train_and_measure(images: torch.Tensor, labels: torch.Tensor, *, arch: str, tag: dict, test: data.Split,
                       settings: dict, triggers: dict[str, tuple[BadNets, torch.Tensor | None]]) -> list[dict]:
     """Train `settings["n_models"]` networks of `arch` on (images, labels) with
-    `training.train_models` (cached; `settings` are its keyword arguments), then score each
+    `model_runs.train_models` (cached; `settings` are its keyword arguments), then score each
     with every trigger of `triggers` ({name: (attack, pattern or None for BadNets' patch)}):
     CTA on the clean `test` split (measured here: cached models may come from another
     notebook), ASR on its triggered non-target images. Returns one record per model and
@@ -299,10 +301,8 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     """Mean, std and n over models (and condensation seeds) per architecture, attack,
     condition, ipc (0: whole data) and poison rate; CTA and ASR as fractions."""
     df = results.assign(ipc=results.ipc.fillna(0).astype(int), attack=results.trigger.map(attack_name))
-    groups = df.groupby(["arch", "attack", "condition", "ipc", "rate"], sort=False)
-    out = groups.agg(cta_mean=("cta", "mean"), cta_std=("cta", "std"), asr_mean=("asr", "mean"),
-                     asr_std=("asr", "std"), n=("asr", "size")).reset_index()
-    return out.fillna({"cta_std": 0.0, "asr_std": 0.0})
+    out = over_groups(df, ["arch", "attack", "condition", "ipc", "rate"], ["cta", "asr"])
+    return out.rename(columns={"cta": "cta_mean", "asr": "asr_mean"})
 
 
 def family(condition: str, attack: str) -> str:
@@ -339,7 +339,7 @@ def verdicts(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def _pm(row, metric: str) -> str:
-    return f"{100 * getattr(row, metric + '_mean'):.1f} ± {100 * getattr(row, metric + '_std'):.1f} % (n={row.n})"
+    return f"{pm(getattr(row, metric + '_mean'), getattr(row, metric + '_std'), 100, unit=' %')} (n={row.n})"
 
 
 def closing_lines(results: pd.DataFrame) -> list[str]:

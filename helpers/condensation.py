@@ -19,7 +19,6 @@ This module holds the methods only; the study's settings, cache and scoring live
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 
@@ -28,9 +27,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import data, dsa, engine, models
-from .config import device, seed_everything
 from .progress import progress
-from .validation import require
+from .runtime import device, seed_everything
+from .validation import (
+    NUMPY_SEEDS,
+    check_finite,
+    check_labels,
+    check_tensor,
+    is_int,
+    is_number,
+    require,
+    seed_ok,
+    seed_range,
+)
 
 # (outer_loop, inner_loop) per images-per-class, as in the paper's code (`get_loops`).
 PAPER_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
@@ -120,12 +129,6 @@ def _initial_images(train: data.Split, ipc: int, init: str, g: torch.Generator) 
     return torch.randn((train.num_classes * ipc, *train.images.shape[1:]), generator=g)
 
 
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def resolve_settings(ipc: int, method: str, outer_loop: int | None, inner_loop: int | None,
                      lr_img: float | None, dsa_strategy: str | None) -> tuple[int, int, float, str]:
     """`condense`'s defaults for unset values: the paper's loops for DC (one outer step and no
@@ -148,21 +151,36 @@ def check_settings(train: data.Split, ipc: int, *, method: str, init: str, itera
     `condense` cannot run with (checked before any work)."""
     if init not in INITS:
         raise ValueError(f"init={init!r} is not an initialisation; valid: {', '.join(INITS)}")
-    smallest = int(torch.bincount(train.labels, minlength=train.num_classes).min())
     for name, value, low in [("ipc", ipc, 1), ("iterations", iterations, 0), ("batch_real", batch_real, 1),
                              ("outer_loop", outer_loop, 1), ("inner_loop", inner_loop, 0),
                              ("batch_train", batch_train, 1), ("snapshots", snapshots, 0)]:
-        require(name, value, _is_int(value) and value >= low, f"an integer >= {low}")
-    require("batch_real", batch_real, batch_real <= smallest,
-             f"1..{smallest} (the smallest class of the training data; real batches are drawn without replacement)")
-    require("ipc", ipc, ipc <= smallest, f"1..{smallest} (the smallest class of the training data)")
+        require(name, value, is_int(value) and value >= low, f"an integer >= {low}")
     for name, value in [("lr_img", lr_img), ("lr_net", lr_net)]:
-        require(name, value, isinstance(value, int | float) and math.isfinite(value) and value > 0,
-                 "a finite number > 0")
+        require(name, value, is_number(value) and value > 0, "a finite number > 0")
+    check_data(train)
+    counts = torch.bincount(train.labels, minlength=train.num_classes)
+    if (counts == 0).any():
+        empty = torch.nonzero(counts == 0).flatten().tolist()
+        raise ValueError(f"classes {empty[:5]} of {train.name} have no training images; condensation needs images "
+                         "of every class")
+    smallest = int(counts.min())
+    require("batch_real", batch_real, batch_real <= smallest,
+            f"1..{smallest} (the smallest class of the training data; real batches are drawn without replacement)")
+    require("ipc", ipc, ipc <= smallest, f"1..{smallest} (the smallest class of the training data)")
     if method == "dm":
         require("inner_loop", inner_loop, inner_loop == 0, "0 for DM (its random network is never trained)")
     if dsa_strategy != NO_AUGMENTATION:
         dsa.parse(dsa_strategy)
+
+
+def check_data(train: data.Split) -> None:
+    """The real data condensation reads: (N, C, H, W) finite float images (one NaN spreads into
+    every synthetic image) and one label in [0, num_classes - 1] per image."""
+    check_tensor("train.images", train.images, dims=4, floating=True)
+    check_finite("train.images", train.images, "condensing NaN or inf pixels makes every synthetic image NaN")
+    if train.images.dtype != torch.float32:  # the ConvNets and synthetic images are float32
+        raise ValueError(f"train.images has dtype {train.images.dtype}; valid: torch.float32 (use .float())")
+    check_labels("train.labels", train.labels, train.num_classes, len(train.images))
 
 
 def condense(train: data.Split, ipc: int, *, method: str = "dc", init: str = "real", iterations: int = 1000,
@@ -210,6 +228,8 @@ def condense(train: data.Split, ipc: int, *, method: str = "dc", init: str = "re
                 "outer_loop": outer_loop, "inner_loop": inner_loop, "lr_img": lr_img, "lr_net": lr_net,
                 "batch_train": batch_train, "snapshots": snapshots, "dsa_strategy": dsa_strategy}
     check_settings(train, ipc, **settings)
+    # seed_everything also seeds numpy, which takes only [0, 2**32)
+    require("seed", seed, seed_ok(seed, NUMPY_SEEDS), seed_range(NUMPY_SEEDS))
     k, dev = train.num_classes, device()
     g = seed_everything(seed)
     syn = _initial_images(train, ipc, init, g).to(dev).requires_grad_(True)

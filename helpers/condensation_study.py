@@ -15,12 +15,13 @@ import time
 import pandas as pd
 import torch
 
-from . import data
+from . import data, schemas, versions
 from .cache import load_or_build
 from .condensation import METHOD_DEFAULTS, SETTING_KEYS, condense, resolve_settings
+from .model_runs import train_models
 from .profiles import budget
 from .references import DC_FASHION_ACCURACY
-from .training import train_models
+from .stats import pm
 
 CLEAN_DATA_TAG = {"dataset": "fashion", "split": "train"}  # the whole clean FashionMNIST training split
 EVAL_DEFAULT_IPC = 10  # the epoch count `evaluation_settings` gives when no ipc is named
@@ -69,14 +70,16 @@ def synthetic_set(ipc: int, profile: str, seed: int = 0, *, method: str | None =
     def build():
         return condense(train, ipc, seed=seed, desc=f"{settings['method']} ipc {ipc} ({profile})", **settings)
 
-    return load_or_build("synthetic", config, build)
+    return load_or_build("synthetic", config, build, validate=schemas.synthetic(ipc))
 
 
 def synthetic_tag(ipc: int, profile: str, seed: int = 0, *, method: str | None = None, init: str | None = None,
                   side: bool = False, data_tag: dict | None = None) -> dict:
-    """The `train_models` tag of `synthetic_set(ipc, profile, seed, ...)`."""
+    """The `train_models` tag of `synthetic_set(ipc, profile, seed, ...)`, with the versions of the
+    code that condensed it (so that networks trained on a rebuilt set are retrained)."""
     settings = condense_settings(profile, ipc, side=side, method=method, init=init)
-    return {"data": "synthetic", "ipc": ipc, "seed": seed, "data_tag": data_tag or dict(CLEAN_DATA_TAG), **settings}
+    return {"data": "synthetic", "ipc": ipc, "seed": seed, "data_tag": data_tag or dict(CLEAN_DATA_TAG), **settings,
+            "code": versions.code("synthetic")}
 
 
 def random_real_tag(ipc: int, seed: int, data_tag: dict | None = None) -> dict:
@@ -94,7 +97,7 @@ def whole_tag(n_images: int, poison: dict | None = None) -> dict:
 
 
 def evaluation_settings(profile: str, ipc: int | None = None) -> dict:
-    """Keyword arguments of `training.train_models` for ConvNets trained on synthetic or
+    """Keyword arguments of `model_runs.train_models` for ConvNets trained on synthetic or
     random-real sets: DC's protocol (SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch
     256, lr x0.1 at the midpoint, 300 epochs, no augmentation); the profile sets the number
     of models and the epochs per ipc (without `ipc`: those of ipc 10)."""
@@ -129,7 +132,7 @@ def whole_data(profile: str, seed: int = 0) -> data.Split:
 
 
 def whole_models(profile: str, seed: int = 0) -> list[dict]:
-    """The cached ConvNets trained on the whole training set (`training.train_models`'
+    """The cached ConvNets trained on the whole training set (`model_runs.train_models`'
     results, scored on `scoring_split`); notebooks 02, 03 and 06 share them."""
     whole, test = whole_data(profile, seed), scoring_split(profile, seed)
     return train_models(whole.images, whole.labels, tag=whole_tag(len(whole)), test=(test.images, test.labels),
@@ -137,10 +140,10 @@ def whole_models(profile: str, seed: int = 0) -> list[dict]:
 
 
 def summarize(runs: list[dict], seconds: float = 0.0) -> dict:
-    """Final test accuracy of `train_models` results: {"accs", "mean", "std" (population std
-    over models, as DC reports), "n_models", "seconds", "train_loss" (per model, per epoch)}."""
+    """Final test accuracy of `train_models` results: {"accs", "mean", "std" (sample std over
+    models, ddof 1; 0 for one model), "n_models", "seconds", "train_loss" (per model, per epoch)}."""
     accs = torch.tensor([r["test_acc"] for r in runs], dtype=torch.float64)
-    return {"accs": accs.tolist(), "mean": accs.mean().item(), "std": accs.std(unbiased=False).item(),
+    return {"accs": accs.tolist(), "mean": accs.mean().item(), "std": accs.std().item() if len(runs) > 1 else 0.0,
             "n_models": len(runs), "seconds": seconds,
             "train_loss": [[e["train_loss"] for e in r["history"]["epochs"]] for r in runs]}
 
@@ -148,7 +151,7 @@ def summarize(runs: list[dict], seconds: float = 0.0) -> dict:
 def score_models(images: torch.Tensor, labels: torch.Tensor, *, tag: dict, settings: dict,
                  test: tuple[torch.Tensor, torch.Tensor], seed: int = 0) -> dict:
     """Train `settings["n_models"]` fresh networks on (images, labels) with
-    `training.train_models` (cached) and `summarize` them; "seconds" is this call's wall
+    `model_runs.train_models` (cached) and `summarize` them; "seconds" is this call's wall
     time (about 0 when cached)."""
     start = time.perf_counter()
     runs = train_models(images, labels, tag=tag, test=test, seed=seed, **settings)
@@ -247,11 +250,11 @@ def evaluation_conclusion(results: pd.DataFrame) -> list[str]:
     for ipc, part in results[results.method != WHOLE].groupby("ipc", sort=True):
         c, r = part[part.method != RANDOM].iloc[0], part[part.method == RANDOM].iloc[0]
         paper = DC_FASHION_ACCURACY[("DC", int(ipc))]
-        lines.append(f"ipc {ipc:>2.0f}: {c.method} {c['mean']:.1f} ± {c['std']:.1f} % (n = {c.n_models}) vs random "
-                     f"real {r['mean']:.1f} ± {r['std']:.1f} % (n = {r.n_models}), {c['mean'] - r['mean']:+.1f} "
+        lines.append(f"ipc {ipc:>2.0f}: {c.method} {pm(c['mean'], c['std'], unit=' %')} (n = {c.n_models}) vs random "
+                     f"real {pm(r['mean'], r['std'], unit=' %')} (n = {r.n_models}), {c['mean'] - r['mean']:+.1f} "
                      f"points, {count(c.epochs, 'epoch')}; paper DC {paper[0]} ± {paper[1]} %; "
                      f"{c['mean'] / whole['mean']:.0%} of the whole-dataset accuracy.")
-    lines.append(f"Whole training set: {whole['mean']:.1f} ± {whole['std']:.1f} % ({count(whole.n_models, 'model')}, "
+    lines.append(f"Whole training set: {pm(whole['mean'], whole['std'], unit=' %')} ({count(whole.n_models, 'model')}, "
                  f"{count(whole.epochs, 'epoch')}; paper {DC_FASHION_ACCURACY[(WHOLE, None)][0]} %, 300 epochs).")
     per_model = [f"{r.method}{'' if pd.isna(r.ipc) else f' ipc {r.ipc:.0f}'} {r.seconds / r.n_models:.0f} s"
                  for r in results.itertuples()]

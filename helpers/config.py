@@ -1,22 +1,18 @@
-"""Paths, device and seeding: the one place that decides where things live and run."""
+"""The notebook side of the settings: the running profile, where its figures and tables go, and
+a notebook's first call `start`. Device, seeding and the data and cache roots are `runtime`'s."""
 
 from __future__ import annotations
 
 import numbers
 import os
-import random
 from pathlib import Path
 
-import numpy as np
-import torch
-
+from . import engine
 from .profiles import DEFAULT_PROFILE, PROFILES
+from .runtime import CACHE_DIR_ENV, DATA_ROOT_ENV, REPO_ROOT, env_path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 
-DATA_ROOT_ENV = "DC_DATA_ROOT"
-CACHE_DIR_ENV = "DC_CACHE_DIR"
 # The profile of the running notebook: set by `start` and by the regeneration harness.
 PROFILE_ENV = "DC_PROFILE"
 # Override where figures and tables go (the harness's staging folders, the tests' temporary ones).
@@ -27,11 +23,6 @@ OUT_DIR_ENV = "DC_OUT_DIR"
 PATH_ENVS = (DATA_ROOT_ENV, CACHE_DIR_ENV, FIGURES_DIR_ENV, RESULTS_DIR_ENV, OUT_DIR_ENV)
 
 
-def _env_path(name: str, default: Path) -> Path:
-    """`$name` as a path; a relative one counts from the clone's root (commands make theirs
-    absolute first, see `anchor_paths`; a kernel started by hand cannot know the caller's folder)."""
-    path = Path(os.environ.get(name) or default).expanduser()
-    return path if path.is_absolute() else REPO_ROOT / path
 
 
 def anchor_paths() -> None:
@@ -43,14 +34,8 @@ def anchor_paths() -> None:
             os.environ[name] = str(Path(os.environ[name]).expanduser().absolute())
 
 
-def data_root() -> Path:
-    """Dataset root in torchvision's layout: `$DC_DATA_ROOT`, else `data/`."""
-    return _env_path(DATA_ROOT_ENV, REPO_ROOT / "data")
 
 
-def cache_dir() -> Path:
-    """Artifact cache (condensed sets, trained models): `$DC_CACHE_DIR`, else `data/cache/`."""
-    return _env_path(CACHE_DIR_ENV, REPO_ROOT / "data" / "cache")
 
 
 def active_profile() -> str:
@@ -62,17 +47,17 @@ def output_root(profile: str | None = None) -> Path:
     """The clone itself for the default profile (the committed figures/, results/ and
     notebooks), `out/<profile>/` (or `$DC_OUT_DIR/<profile>/`) for any other."""
     profile = profile or active_profile()
-    return REPO_ROOT if profile == DEFAULT_PROFILE else _env_path(OUT_DIR_ENV, REPO_ROOT / "out") / profile
+    return REPO_ROOT if profile == DEFAULT_PROFILE else env_path(OUT_DIR_ENV, REPO_ROOT / "out") / profile
 
 
 def figures_dir(profile: str | None = None) -> Path:
     """Figures (PNG and PDF): `$DC_FIGURES_DIR`, else the profile's `figures/`."""
-    return _env_path(FIGURES_DIR_ENV, output_root(profile) / "figures")
+    return env_path(FIGURES_DIR_ENV, output_root(profile) / "figures")
 
 
 def results_dir(profile: str | None = None) -> Path:
     """Results tables (CSV): `$DC_RESULTS_DIR`, else the profile's `results/`."""
-    return _env_path(RESULTS_DIR_ENV, output_root(profile) / "results")
+    return env_path(RESULTS_DIR_ENV, output_root(profile) / "results")
 
 
 def shown(path: Path) -> str:
@@ -84,8 +69,9 @@ def shown(path: Path) -> str:
 def start(profile: str, seed: int, **params) -> None:
     """First call of every notebook, right after its `parameters` cell: checks `profile` and
     `seed`, sends the notebook's figures and tables to the profile's folders (only the
-    default profile writes the committed ones), prints the parameters in one line and the
-    engine's decision (how networks run in this process) in another."""
+    default profile writes the committed ones), prints the parameters in one line, the
+    engine's decision (how networks run in this process) in another and which `helpers`
+    package runs in a third."""
     if profile not in PROFILES:
         raise ValueError(f"profile={profile!r} is not a profile; valid: {', '.join(sorted(PROFILES))}")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
@@ -95,19 +81,9 @@ def start(profile: str, seed: int, **params) -> None:
     if profile != DEFAULT_PROFILE and FIGURES_DIR_ENV not in os.environ:
         line += f" (figures and tables go to {shown(output_root(profile))}/, not the committed ones)"
     print(f"Parameters: {line}")
-    from .engine import describe  # engine imports config
-
-    print(describe())
-
-
-def device() -> torch.device:
-    """CUDA when present, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed python, numpy and torch; return a torch generator seeded the same way."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
+    print(engine.describe())
+    # Which clone's code runs (another one on PYTHONPATH would win silently): relative to the
+    # kernel's folder inside this clone, so that committed outputs show no machine's paths.
+    package, here = Path(__file__).resolve().parent, Path.cwd().resolve()
+    print(f"helpers from {os.path.relpath(package, here)} (this clone)" if here.is_relative_to(REPO_ROOT)
+          else f"helpers from {package}")

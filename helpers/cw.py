@@ -25,9 +25,9 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from .attacks import check_images, frozen
+from .models import frozen
 from .progress import progress
-from .validation import check_range
+from .validation import check_inputs, check_range
 
 CHANGED = 1e-4  # a pixel counts as changed when some channel moved by at least this (l0_attack.py: .0001)
 _BOX = 0.999999  # C&W: w = arctanh((2 x - 1) * 0.999999) keeps arctanh finite at 0 and 1
@@ -141,18 +141,20 @@ class _Pool:
 
 
 def _check_inputs(model: nn.Module, x0: torch.Tensor, label: torch.Tensor) -> None:
-    check_images(x0, label)
-    with torch.no_grad(), frozen(model):
-        classes = model(x0[:1].to(_device(model))).shape[1]
-    bad = label[(label < 0) | (label >= classes)]
-    if len(bad):
-        raise ValueError(f"label must hold class indices in [0, {classes - 1}], got {bad.tolist()[:5]}")
+    check_inputs(model, x0, label, ("x0", "label"))
 
 
-def _check_common(c_init: float | torch.Tensor, max_iter: int, lr: float, batch_size: int) -> None:
-    if isinstance(c_init, torch.Tensor):
-        if not (torch.isfinite(c_init).all() and (c_init > 0).all()):
-            raise ValueError(f"c_init must hold finite numbers in (0, inf), got {c_init.tolist()[:5]}")
+def _check_common(c_init: float | torch.Tensor, max_iter: int, lr: float, batch_size: int,
+                  n: int | None = None) -> None:
+    """Settings shared by both attacks; a tensor c_init (one per instance, `n` of them) only where
+    `n` is given (cw_l2)."""
+    if isinstance(c_init, torch.Tensor) and n is not None:
+        if c_init.dim() > 1 or (c_init.dim() == 1 and len(c_init) != n):  # else .expand(n) fails inside
+            raise ValueError(f"c_init must be a number or a 1-D tensor of one constant per instance ({n}), "
+                             f"got shape {tuple(c_init.shape)}")
+        numeric = c_init.dtype != torch.bool and not c_init.is_complex()
+        if not (numeric and torch.isfinite(c_init).all() and (c_init > 0).all()):
+            raise ValueError(f"c_init must hold finite numbers in (0, inf), got {c_init.flatten().tolist()[:5]}")
     else:
         check_range("c_init", c_init, 0.0, low_open=True)
     check_range("max_iter", max_iter, 1, integer=True)
@@ -218,7 +220,7 @@ def cw_l2(model: nn.Module, x0: torch.Tensor, label: torch.Tensor, *, targeted: 
 
     Returns the module's result dict, plus per instance `iterations` (model evaluations).
     """
-    _check_common(c_init, max_iter, lr, batch_size)
+    _check_common(c_init, max_iter, lr, batch_size, len(x0) if isinstance(x0, torch.Tensor) else None)
     check_range("binary_search_steps", binary_search_steps, 1, integer=True)
     check_range("kappa", kappa, 0.0)
     _check_inputs(model, x0, label)

@@ -15,7 +15,6 @@ wrong targets (the worst case fails when any target fails). The tables call the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 
 import numpy as np
@@ -23,9 +22,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import attacks, cw, distillation_study
+from . import attacks, cw, distillation_study, schemas
 from .cache import load_or_build
-from .distillation import mnist_splits
+from .data import mnist_splits
 from .profiles import PROFILES, budget, differences
 from .references import CW_DISTILLED_BEST, CW_TABLE_IV
 from .training import evaluate, predict
@@ -137,14 +136,6 @@ def _attack(net: nn.Module, x: torch.Tensor, target: torch.Tensor, attack: str, 
     return {k: res[k] for k in (*_RESULTS, "adv", "iterations") if k in res}
 
 
-def _check_result(n: int) -> Callable[[dict], None]:
-    def check(value: dict) -> None:
-        for key in (*_RESULTS, "adv"):
-            if key not in value or len(value[key]) != n:
-                raise ValueError(f"attack result lacks {key!r} for its {n} instances")
-    return check
-
-
 def run(profile: str, nets: dict[str, nn.Module], images: dict, instances: pd.DataFrame,
         seed: int = 0) -> tuple[pd.DataFrame, torch.Tensor]:
     """Run (or load from the cache) every attack of `instances` on its network.
@@ -167,7 +158,7 @@ def run(profile: str, nets: dict[str, nn.Module], images: dict, instances: pd.Da
         key = _attack_key(profile, name, attack, images["index"][img].tolist(), target.tolist(), seed)
         build = partial(_attack, nets[name], images["x"][img], target, attack, attack_settings(profile, attack),
                         f"{name} {attack}")
-        res = load_or_build("cw-attack", key, build, validate=_check_result(len(part)))
+        res = load_or_build("cw-attack", key, build, validate=schemas.cw_attack(len(part), (*_RESULTS, "adv")))
         rows = out.index.get_indexer(part.index)
         for k in res:
             if k != "adv":

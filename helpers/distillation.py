@@ -23,33 +23,35 @@ gives the measurements behind the choice).
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import data, models
-from .config import seed_everything
+from . import models
+from .runtime import seed_everything
 from .training import fit, predict
-from .validation import require
+from .validation import NUMPY_SEEDS, check_finite, is_int, is_number, require, seed_ok, seed_range
 
-MNIST_TEST = 10000
-STRATIFIED_MAX = 54210  # ten times the training images of MNIST's smallest class (5: 5421)
+# The smallest temperature: Z / T stays finite for float32 logits up to 3e35 in magnitude, and
+# at T = 1e-3 softmax(Z / T) is one-hot up to e^-100 for logit gaps above 0.1 (the study's
+# temperatures are 1 to 100); smaller T (1e-300) overflows Z / T to inf and softmax to NaN.
+MIN_TEMPERATURE = 1e-3
 
 
-
-
-def check_temperature(temperature: float, valid: str = "finite numbers > 0") -> None:
-    """ValueError naming the temperature unless it is a finite positive number."""
-    ok = isinstance(temperature, int | float) and math.isfinite(temperature) and temperature > 0
+def check_temperature(temperature: float, valid: str = f"finite numbers >= {MIN_TEMPERATURE:g}") -> None:
+    """ValueError naming the temperature unless it is a finite number >= MIN_TEMPERATURE
+    (smaller ones make Z / T overflow to inf and softmax NaN)."""
+    ok = is_number(temperature) and temperature >= MIN_TEMPERATURE
     require("temperature", temperature, ok, valid)
 
 
 def softmax_t(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Papernot et al. Eq. (1): softmax(Z / T) over the last dimension."""
     check_temperature(temperature)
-    return F.softmax(logits / temperature, dim=-1)
+    check_finite("logits", logits, "the network's outputs are broken (NaN or inf)")
+    scaled = logits / temperature
+    check_finite(f"logits / temperature (T={temperature!r})", scaled, "raise the temperature")
+    return F.softmax(scaled, dim=-1)
 
 
 class Tempered(nn.Module):
@@ -58,6 +60,7 @@ class Tempered(nn.Module):
     class probabilities). The deployed model is the wrapped `net` itself (T = 1)."""
 
     def __init__(self, net: nn.Module, temperature: float):
+        check_temperature(temperature)
         super().__init__()
         self.net, self.temperature = net, float(temperature)
 
@@ -71,29 +74,6 @@ def soft_labels(model: nn.Module, images: torch.Tensor, temperature: float) -> t
     return softmax_t(predict(model, images).double(), temperature).float()
 
 
-def mnist_splits(n_train: int, n_val: int, seed: int = 0,
-                 n_test: int | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Pixel-space MNIST: a stratified training subset of `n_train`, a disjoint stratified
-    validation subset of `n_val` from the rest of the training split, and the test set (the first
-    `n_test` images; None: all 10,000).
-    Returns {"train", "val", "test"} -> (images in [0, 1] (N, 1, 28, 28), labels)."""
-    for name, value in (("n_train", n_train), ("n_val", n_val)):
-        require(name, value, isinstance(value, int) and value >= 10 and value % 10 == 0,
-                 "positive multiples of 10 (stratified: the same count per class)")
-    require("n_train + n_val", n_train + n_val, n_train + n_val <= STRATIFIED_MAX,
-             f"at most {STRATIFIED_MAX} (MNIST's smallest class has {STRATIFIED_MAX // 10} training images)")
-    require("n_test", n_test, n_test is None or (isinstance(n_test, int) and 1 <= n_test <= MNIST_TEST),
-             f"None (all) or integers from 1 to {MNIST_TEST}")
-    full = data.load("mnist", True)
-    index = data.Split("mnist", torch.arange(len(full)), full.labels, full.classes)  # subsets of indices
-    train_idx = data.stratified_subset(index, n_train, seed).images
-    rest = torch.ones(len(full), dtype=torch.bool)
-    rest[train_idx] = False
-    val_idx = data.stratified_subset(index.subset(torch.nonzero(rest).flatten()), n_val, seed).images
-    pixels = full.pixels()
-    test = data.load("mnist", False)
-    return {"train": (pixels[train_idx], full.labels[train_idx]), "val": (pixels[val_idx], full.labels[val_idx]),
-            "test": (test.pixels()[:n_test], test.labels[:n_test])}
 
 
 def keras_init(net: nn.Module) -> nn.Module:
@@ -116,6 +96,10 @@ def train_at_temperature(splits: dict, targets: torch.Tensor, temperature: float
     validation accuracy and loss at the training temperature every epoch. Returns {"history",
     "states": {str(epoch): state_dict}, "summaries": {str(epoch): `logit_summary`}}."""
     check_temperature(temperature)
+    # seed_everything also seeds numpy, which takes only [0, 2**32)
+    require("seed", seed, seed_ok(seed, NUMPY_SEEDS), seed_range(NUMPY_SEEDS))
+    require("epochs", epochs, is_int(epochs) and epochs >= 1, "an integer >= 1")
+    require("keep", keep, all(is_int(e) and 1 <= e <= epochs for e in keep), f"epoch counts from 1 to {epochs}")
     seed_everything(seed)
     net = keras_init(models.MnistNet(dropout=s["dropout"]))
     x, y = splits["train"]

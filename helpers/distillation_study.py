@@ -10,10 +10,13 @@ import json
 import pandas as pd
 from torch import nn
 
+from . import schemas
 from .cache import cache_path, load_or_build
-from .distillation import check_temperature, mnist_splits, soft_labels, train_at_temperature
+from .data import mnist_splits
+from .distillation import check_temperature, soft_labels, train_at_temperature
 from .profiles import budget
 from .training import load_model
+from .validation import is_int
 
 ROLES = ("undistilled", "teacher", "student")
 
@@ -47,6 +50,8 @@ def _check(profile: str, role: str, temperature: float, epochs: int) -> None:
         if temperature <= 1:
             raise ValueError(f"temperature={temperature!r} is out of range; valid: finite numbers > 1 for "
                              "teachers and students")
+    if not is_int(epochs):  # 2.0 and True would pass for the profile's epoch counts 2 and 1
+        raise ValueError(f"epochs={epochs!r} is not an integer; valid: one of the profile's epoch counts {cfg.epochs}")
     if epochs not in cfg.epochs:
         raise ValueError(f"epochs={epochs!r} is not trained in profile {profile!r}; valid: {cfg.epochs}")
 
@@ -81,7 +86,8 @@ def trained(profile: str, role: str, temperature: float, epochs: int, seed: int 
     def run_hard(role_: str) -> dict:  # baseline or teacher: one run, checkpointed at every epoch count
         return load_or_build("distill-net", _run_key(profile, role_, temperature, epochs, seed),
                              lambda: train_at_temperature(splits, splits["train"][1], temperature, s["max_epochs"],
-                                                          list(cfg.epochs), s, seed, f"{role_} T={temperature:g}"))
+                                                          list(cfg.epochs), s, seed, f"{role_} T={temperature:g}"),
+                             validate=schemas.distill_net(s["dropout"], list(cfg.epochs)))
 
     if role in ("undistilled", "teacher"):
         run = run_hard(role)
@@ -93,7 +99,8 @@ def trained(profile: str, role: str, temperature: float, epochs: int, seed: int 
             return train_at_temperature(splits, targets, temperature, epochs, [epochs], s, seed,
                                         f"student T={temperature:g} ({epochs} ep)")
 
-        run = load_or_build("distill-net", _run_key(profile, role, temperature, epochs, seed), build_student)
+        run = load_or_build("distill-net", _run_key(profile, role, temperature, epochs, seed), build_student,
+                            validate=schemas.distill_net(s["dropout"], [epochs]))
         history = run["history"]
     return {"role": role, "temperature": float(temperature), "epochs": epochs, "history": history,
             "state_dict": run["states"][str(epochs)], **run["summaries"][str(epochs)]}

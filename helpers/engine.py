@@ -1,28 +1,25 @@
 """How the networks run: the one place that chooses torch.compile and bf16 autocast.
 
-The study's small networks (`FAST_NETWORKS`: DC's ConvNet and the LeNet) run their forward
-passes through `runner`, which applies the process's `plan`: evaluation-protocol training and
-prediction (`training.py`), DC's real-batch gradients and inner loop, DM's real-batch
-embeddings (`condensation.py`).
+Each network class declares in `FAST_PATH` what it may use (`models.py`: the ConvNet both, the
+LeNet bf16 only, the MNIST network neither, as measured by `benchmarks/bench_condensation.py`).
+Their forward passes go through `runner`, which applies the process's `plan`: evaluation-protocol
+training and prediction (`training.py`), DC's real-batch gradients and inner loop, DM's
+real-batch embeddings (`condensation.py`).
 
-* bf16 autocast when a short probe in this process measures it faster than fp32 on this
-  device (much faster where the CPU has bf16 hardware, several times slower where it has not,
-  so it is never assumed from the hardware's name).
-* torch.compile (inductor) for the ConvNet (`COMPILED_NETWORKS`), on top of bf16 or alone:
-  compiled fp32 measured 1.5-2.4x eager fp32 on the 2-core build machines without bf16
-  hardware, and on one with it compile + bf16 measured 1.4-1.5x bf16 alone in ConvNet training
-  and 2.3x in prediction (`benchmarks/bench_condensation.py` prints all four paths). The LeNet
-  stays uncompiled: it is so small that compiled steps measured slower (0.43-0.58x). Compiling
-  costs 10-60 s per shape and process; one compiled function per method is shared by all model
-  instances, so a new model of the same shapes reuses the compiled graphs.
+* bf16 autocast when a short probe in this process measures it faster than fp32 on this device
+  (much faster where the CPU has bf16 hardware, several times slower where it has not, so it is
+  never assumed from the hardware's name). The probe trains whatever the caller's grad mode; one
+  that fails for another reason than missing bf16 kernels warns and says so in the engine line.
+* torch.compile (inductor), on top of bf16 or alone. Compiling costs 10-60 s per shape and
+  process; one compiled function per method is shared by all model instances, so a new model of
+  the same shapes reuses the compiled graphs.
 
 Everything else stays eager fp32: DC's synthetic-image gradients (a double backward, which
-compiled graphs do not support), DM's synthetic embeddings, the attacks and the MNIST
-network. The plan is made once per process and printed by the notebooks (`describe`);
-`DC_ENGINE=eager` switches the fast path off, `DC_ENGINE=nocompile` keeps bf16's probe but
-never compiles (for a machine without the C++ compiler inductor needs). Results differ from
-eager fp32 only by rounding (tested), and cache keys never include the plan, so artifacts are
-shared.
+compiled graphs do not support), DM's synthetic embeddings and the attacks. The plan is made
+once per process and printed by the notebooks (`describe`); `DC_ENGINE=eager` switches the fast
+path off, `DC_ENGINE=nocompile` keeps bf16's probe but never compiles (for a machine without the
+C++ compiler inductor needs). Results differ from eager fp32 only by rounding (tested), and cache
+keys never include the plan, so artifacts are shared.
 """
 
 from __future__ import annotations
@@ -32,7 +29,9 @@ import functools
 import importlib
 import io
 import os
+import re
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -40,32 +39,36 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import device
+from . import models
+from .runtime import device
 
 ENGINE_ENV = "DC_ENGINE"
-# auto: the fastest measured path for FAST_NETWORKS; nocompile: the same without torch.compile;
+# auto: the fastest measured path of each network's FAST_PATH; nocompile: the same without torch.compile;
 # eager: plain fp32
 MODES = ("auto", "nocompile", "eager")
-FAST_NETWORKS = ("ConvNet", "LeNet")
-COMPILED_NETWORKS = ("ConvNet",)  # the LeNet measured slower compiled (module docstring)
 BF16_MIN_SPEEDUP = 1.2  # the probe's margin: below it bf16's rounding is not worth its gain
 
 
 @dataclass(frozen=True)
 class Plan:
-    """How `runner` runs FAST_NETWORKS in this process."""
+    """How `runner` runs the networks in this process (each within its class's FAST_PATH)."""
 
     device: str
-    compile: bool  # COMPILED_NETWORKS only
+    compile: bool
     bf16: bool
     probe: str  # what the bf16 decision rests on
 
     def describe(self) -> str:
         """One line for a notebook's output."""
-        compiled = f"on for {', '.join(COMPILED_NETWORKS)}" if self.compile else "off"
+        compiled = f"on for {', '.join(_using('compile'))}" if self.compile else "off"
         return (f"engine ({self.device}): torch.compile {compiled}, bf16 autocast "
-                f"{'on' if self.bf16 else 'off'} for {', '.join(FAST_NETWORKS)} ({self.probe}); "
+                f"{'on' if self.bf16 else 'off'} for {', '.join(_using('bf16'))} ({self.probe}); "
                 f"{ENGINE_ENV}=eager switches both off")
+
+
+def _using(path: str) -> list[str]:
+    """The study's networks whose FAST_PATH includes `path`."""
+    return [cls.__name__ for cls in models.ARCHITECTURES.values() if path in cls.FAST_PATH]
 
 
 def _mode() -> str:
@@ -77,9 +80,7 @@ def _mode() -> str:
 
 def _step_seconds(bf16: bool, dev: torch.device, batch: int) -> Callable[[], float]:
     """A timer of one ConvNet training step (fp32 or bf16 autocast) on random data."""
-    from .models import ConvNet  # models imports nothing from here; local to keep import order light
-
-    net = ConvNet().to(dev)
+    net = models.ConvNet().to(dev)
     x, y = torch.randn(batch, 1, 28, 28, device=dev), torch.randint(10, (batch,), device=dev)
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
 
@@ -99,17 +100,34 @@ def _step_seconds(bf16: bool, dev: torch.device, batch: int) -> Callable[[], flo
 
 def probe_bf16(dev: torch.device, batch: int = 128, rounds: int = 3) -> tuple[bool, str]:
     """Time ConvNet training steps in fp32 and under bf16 autocast, interleaved (the best of
-    `rounds` each, after a warm-up step), and choose bf16 if it is BF16_MIN_SPEEDUP x faster."""
+    `rounds` each, after a warm-up step), and choose bf16 if it is BF16_MIN_SPEEDUP x faster.
+    The caller's context does not count: the plan is fixed on first use, which may be inside
+    `torch.no_grad()` or `torch.inference_mode()` (an evaluation), where a training step fails.
+    A probe that fails for any reason but missing bf16 kernels warns: it leaves the whole
+    process in fp32."""
     if dev.type == "cuda" and not torch.cuda.is_bf16_supported():
         return False, "no bf16 on this GPU"
-    fp32, bf16 = _step_seconds(False, dev, batch), _step_seconds(True, dev, batch)
-    try:
-        fp32(), bf16()  # warm-up: kernel selection, allocations
-    except RuntimeError as err:  # a backend without bf16 kernels
-        return False, f"bf16 unavailable: {err}"
-    t32, t16 = min(fp32() for _ in range(rounds)), min(bf16() for _ in range(rounds))
+    with torch.inference_mode(False), torch.enable_grad(), torch.autocast(dev.type, enabled=False):
+        try:
+            fp32, bf16 = _step_seconds(False, dev, batch), _step_seconds(True, dev, batch)
+            fp32()  # warm-up: kernel selection, allocations
+        except Exception as err:  # fp32 failing is no bf16 matter: reported, and the run goes on
+            return _failed(err)
+        try:
+            bf16()
+        except Exception as err:
+            if isinstance(err, RuntimeError) and re.search(r"(?i)bfloat16|bf16", str(err)):
+                return False, f"bf16 unavailable: {err}"  # a backend without bf16 kernels
+            return _failed(err)
+        t32, t16 = min(fp32() for _ in range(rounds)), min(bf16() for _ in range(rounds))
     speedup = t32 / t16
     return speedup >= BF16_MIN_SPEEDUP, f"probe: bf16 {speedup:.2f}x fp32 per training step, batch {batch}"
+
+
+def _failed(err: Exception) -> tuple[bool, str]:
+    why = f"bf16 PROBE FAILED, not measured: {type(err).__name__}: {err}"
+    warnings.warn(f"engine: {why}; this process runs fp32", stacklevel=3)
+    return False, why
 
 
 @functools.cache
@@ -174,15 +192,13 @@ def _compiled(method: str) -> Callable:
 
 def runner(model: nn.Module, method: str = "forward") -> Callable[[torch.Tensor], torch.Tensor]:
     """`model.forward` (or `model.embed`) as the plan runs it; float32 outputs either way.
-    Networks outside FAST_NETWORKS, and any model under `using(eager())`, run eagerly."""
+    A network runs only what its class's FAST_PATH allows; any model under `using(eager())` runs eagerly."""
     if method not in _CALLS:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(_CALLS)}")
-    p, name = plan(), type(model).__name__
-    if name not in FAST_NETWORKS or not (p.compile or p.bf16):
-        return getattr(model, method)
-    compiled = p.compile and name in COMPILED_NETWORKS
+    p, fast = plan(), getattr(type(model), "FAST_PATH", ())  # each network class declares what it may use
+    compiled, bf16 = p.compile and "compile" in fast, p.bf16 and "bf16" in fast
     call = functools.partial(_compiled(method), model) if compiled else getattr(model, method)
-    if not p.bf16:
+    if not bf16:
         return call
 
     def autocast_call(x: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -84,7 +86,14 @@ def save_table(df: pd.DataFrame, name: str) -> None:
                          f"is {profile!r}: call helpers.config.start(profile, seed) first")
     out = results_dir()
     out.mkdir(parents=True, exist_ok=True)
-    df.assign(profile=profile).to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
+    # Written beside it under a unique name, then renamed over it: a reader (or a concurrent
+    # run) sees the old table or the new one, never a truncated one.
+    tmp = out / f".{name}.{os.getpid()}-{secrets.token_hex(4)}.csv.tmp"
+    try:
+        df.assign(profile=profile).to_csv(tmp, index=False, float_format="%.6g")
+        os.replace(tmp, out / f"{name}.csv")
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def image_grid(ax: plt.Axes, pixels: torch.Tensor, nrow: int, title: str = "",

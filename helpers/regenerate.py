@@ -8,19 +8,23 @@ kernel `python3` in its folder; its figures and tables go to a staging folder an
 moved into place, and the executed notebook written back (volatile metadata and
 papermill's injected cell removed), only when every cell succeeded. The run stops at
 the first failure, naming the notebook and cell and keeping the executed copy as
-`NN_name.failed.ipynb`. Wall times go to `timings_<profile>.csv` after each notebook
-with the number of cache artifacts the notebook built (0 on a warm re-run: its time is then
-not a from-scratch cost); the README quotes the default profile's.
+`NN_name.failed.ipynb` (removed when that notebook later succeeds). Temporary files carry
+the id of the run that made them: the next run of a notebook removes those of killed runs
+and leaves those of live ones alone. Wall times go to `timings_<profile>.csv` after each
+notebook with the number of cache artifacts the notebook built (0 on a warm re-run: its
+time is then not a from-scratch cost); the README quotes the default profile's.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import os
 import platform
 import re
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -32,6 +36,8 @@ import nbformat
 import pandas as pd
 import papermill as pm
 import torch
+import zmq
+from jupyter_client import AsyncKernelManager
 
 from .config import (
     FIGURES_DIR_ENV,
@@ -40,8 +46,6 @@ from .config import (
     REPO_ROOT,
     RESULTS_DIR_ENV,
     anchor_paths,
-    cache_dir,
-    device,
     figures_dir,
     output_root,
     results_dir,
@@ -50,6 +54,7 @@ from .config import (
 from .plotting import save_table
 from .profiles import DEFAULT_PROFILE, PROFILES
 from .progress import BATCH_ENV
+from .runtime import cache_dir, device
 
 # A report notebook is `NN_name.ipynb`: copies such as `NN_name.failed.ipynb` never match.
 REPORT_NOTEBOOK = re.compile(r"\d\d_[A-Za-z0-9_]+\.ipynb")
@@ -93,7 +98,7 @@ def _source_notebook(notebook: Path) -> Iterator[Path]:
     if not paired.exists():
         yield notebook
         return
-    fd, tmp = tempfile.mkstemp(prefix=f".{notebook.stem}.", suffix=".source.ipynb", dir=notebook.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{notebook.stem}.{_owner()}-", suffix=".source.ipynb", dir=notebook.parent)
     os.close(fd)
     try:
         jupytext.write(jupytext.read(paired), tmp, fmt="ipynb")
@@ -130,6 +135,64 @@ def _environ(**values: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
+class _KernelManager(AsyncKernelManager):
+    """The notebooks' kernel without the two lines of noise it printed on every run:
+    * ipykernel warns that it runs over TCP without encryption unless its manager provisions
+      CurveZMQ keys: provisioned wherever pyzmq supports them;
+    * jupyter_client interrupts a kernel before shutting it down (for a busy one); papermill
+      shuts down an idle one, and the interrupt made it log `ERROR | KeyboardInterrupt caught
+      in kernel` when it landed inside a message handler. A busy kernel still serves the
+      shutdown request (control channel), and one that does not stop is killed."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if zmq.has("curve") and self.has_trait("transport_encryption"):
+            self.transport_encryption = "auto"  # only for a kernelspec that declares support
+
+    async def _async_interrupt_kernel(self) -> None:
+        if not self.shutting_down:
+            await super()._async_interrupt_kernel()
+
+
+def _owner() -> str:
+    """The run's id in its temporary files' names: `<pid>@<host>`."""
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def _ended(pid: str | None, host: str | None) -> bool:
+    """Whether the run that named a temporary file has ended: unmarked names (from before runs
+    were marked) count as ended; another machine's runs cannot be checked and count as live."""
+    if pid is None:
+        return True
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, OverflowError):
+        return True
+    except PermissionError:  # another user's live process
+        return False
+    return False
+
+
+def _remove_leftovers(notebook: Path, folders: list[Path]) -> list[Path]:
+    """Remove the temporary files and staging folders of ended runs of `notebook` (source and
+    executed copies, staged outputs) from `folders`; return what was removed."""
+    stem, owner = re.escape(notebook.stem), r"(?:(?P<pid>\d+)@(?P<host>[^/]+)-)?[a-z0-9_]{8}"  # mkstemp's 8 last
+    names = [re.compile(rf"\.{stem}\.{owner}\.(?:source|running)\.ipynb"), re.compile(rf"\.staging-{stem}-{owner}")]
+    removed = []
+    for folder in dict.fromkeys(folders):
+        for path in sorted(folder.glob(".*")) if folder.is_dir() else []:
+            m = next(filter(None, (n.fullmatch(path.name) for n in names)), None)
+            if m and _ended(m["pid"], m["host"]):
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
+
+
 def execute(notebook: Path, output: Path, profile: str, **parameters) -> list[Path]:
     """Run one notebook (built from its paired `.py` when it has one) with papermill into
     `output` (stripped) and return the figures and tables it published. They are written to
@@ -151,14 +214,15 @@ def _execute(source: Path, notebook: Path, output: Path, profile: str, **paramet
         target.mkdir(parents=True, exist_ok=True)
     # Unique names, in the target folders themselves: concurrent runs never collide, and
     # publishing is a rename within one file system.
-    staging = [Path(tempfile.mkdtemp(prefix=f".staging-{notebook.stem}-", dir=t)) for t in targets]
+    staging = [Path(tempfile.mkdtemp(prefix=f".staging-{notebook.stem}-{_owner()}-", dir=t)) for t in targets]
     try:
         # PYTHONPATH: the kernel imports this clone's helpers even for a notebook outside it.
         with _environ(**{BATCH_ENV: "1", PROFILE_ENV: profile, FIGURES_DIR_ENV: str(staging[0]),
                          RESULTS_DIR_ENV: str(staging[1]),
                          "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}):
             pm.execute_notebook(str(source), str(output), parameters={"profile": profile, **parameters},
-                                kernel_name="python3", cwd=str(notebook.parent), progress_bar=False)
+                                kernel_name="python3", cwd=str(notebook.parent), progress_bar=False,
+                                kernel_manager_class=_KernelManager)
         published = []
         for stage, target in zip(staging, targets):
             for f in sorted(stage.iterdir()):
@@ -175,17 +239,25 @@ def _execute(source: Path, notebook: Path, output: Path, profile: str, **paramet
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
-    parser.add_argument("--only", nargs="*", help="notebook numbers or names, e.g. 00 03")
+    parser.add_argument("--only", nargs="+", help="notebook numbers or names, e.g. 00 03")
     parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS_DIR, help="folder of the notebooks to run")
     args = parser.parse_args(argv)
     anchor_paths()
     folder = args.notebooks.absolute()
+    if not folder.is_dir():  # checked before out_dir, which is this folder for the default profile, is made
+        parser.error(f"--notebooks {shown(folder)}: no such folder")
+    chosen = notebooks(args.only, folder)
+    if not chosen:
+        parser.error(f"no report notebooks (NN_name.ipynb) in {shown(folder)}")
     out_dir = folder if args.profile == DEFAULT_PROFILE else output_root(args.profile) / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     with _environ(**{PROFILE_ENV: args.profile}):
-        for nb in notebooks(args.only, folder):
+        for nb in chosen:
             print(f"[{time.strftime('%H:%M:%S')}] {nb.name} (profile {args.profile}) ...", flush=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{nb.stem}.", suffix=".running.ipynb", dir=out_dir)
+            removed = _remove_leftovers(nb, [folder, out_dir, figures_dir(args.profile), results_dir(args.profile)])
+            if removed:
+                print(f"    removed leftovers of ended runs: {', '.join(shown(p) for p in removed)}", flush=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{nb.stem}.{_owner()}-", suffix=".running.ipynb", dir=out_dir)
             os.close(fd)
             cached = _cache_files()
             start = time.perf_counter()
@@ -203,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             seconds = time.perf_counter() - start
             os.replace(tmp, out_dir / nb.name)
+            (out_dir / f"{nb.stem}.failed.ipynb").unlink(missing_ok=True)  # a stale failure
             print(f"    done in {seconds / 60:.1f} min", flush=True)
             _record({"notebook": nb.stem, "profile": args.profile, "seconds": round(seconds, 1),
                      "artifacts_built": len(_cache_files() - cached),
@@ -218,11 +291,16 @@ def _cache_files() -> set[str]:
 def _record(timing: dict, profile: str) -> None:
     """Update this notebook's row of `timings_<profile>.csv`, keeping the others."""
     path = results_dir(profile) / f"timings_{profile}.csv"
-    rows = pd.DataFrame([timing])
-    if path.exists():
-        old = pd.read_csv(path)
-        rows = pd.concat([old[old.notebook != timing["notebook"]], rows]).sort_values("notebook")
-    save_table(rows, f"timings_{profile}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Runs finishing together each read, change and rewrite the table: one at a time (the lock
+    # file stays: removing it would let a waiting run lock a file nobody else sees).
+    with open(path.parent / f".{path.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = pd.DataFrame([timing])
+        if path.exists():
+            old = pd.read_csv(path)
+            rows = pd.concat([old[old.notebook != timing["notebook"]], rows]).sort_values("notebook")
+        save_table(rows, f"timings_{profile}")
 
 
 if __name__ == "__main__":

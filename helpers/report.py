@@ -27,6 +27,7 @@ from .models import DISPLAY_NAMES
 from .profiles import DEFAULT_PROFILE, PROFILES
 from .references import DC_FASHION_ACCURACY
 from .regenerate import notebooks
+from .stats import over_groups, pm
 
 README = REPO_ROOT / "README.md"
 
@@ -42,9 +43,6 @@ def timings_block(df: pd.DataFrame) -> str:
     return "\n".join(rows)
 
 
-def _pm(mean: float, std: float, scale: float = 1.0, digits: int = 1) -> str:
-    std = 0.0 if pd.isna(std) else std
-    return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
 
 
 def condensation_block(df: pd.DataFrame) -> str:
@@ -56,11 +54,11 @@ def condensation_block(df: pd.DataFrame) -> str:
     for ipc, part in small.groupby("ipc", sort=True):
         c, r = part[part.method != "random real"].iloc[0], part[part.method == "random real"].iloc[0]
         paper_dc, paper_random = DC_FASHION_ACCURACY[("DC", ipc)], DC_FASHION_ACCURACY[("random real", ipc)]
-        rows.append(f"| {ipc:.0f} | {c.method}, {c.init} | {_pm(c['mean'], c['std'])} | {_pm(r['mean'], r['std'])} | "
+        rows.append(f"| {ipc:.0f} | {c.method}, {c.init} | {pm(c['mean'], c['std'])} | {pm(r['mean'], r['std'])} | "
                     f"{c.epochs} | {c.n_models} | {100 * c['mean'] / whole['mean']:.0f} | "
                     f"{paper_dc[0]} ± {paper_dc[1]} | {paper_random[0]} |")
     epochs = f"{whole.epochs} epoch{'' if whole.epochs == 1 else 's'}"
-    rows.append(f"\nWhole training set (upper bound): {_pm(whole['mean'], whole['std'])} % ({whole.n_models} "
+    rows.append(f"\nWhole training set (upper bound): {pm(whole['mean'], whole['std'])} % ({whole.n_models} "
                 f"model(s), {epochs}; paper {DC_FASHION_ACCURACY[('whole dataset', None)][0]}, 300 epochs). "
                 "Every set is evaluated with DC's protocol (fresh ConvNets, SGD, lr x0.1 at the midpoint, no "
                 "augmentation); DM condenses with DSA augmentation as its official code does. Mean ± std over "
@@ -68,19 +66,12 @@ def condensation_block(df: pd.DataFrame) -> str:
     return "\n".join(rows)
 
 
-def _over_models(df: pd.DataFrame, keys: list[str], values: list[str]) -> pd.DataFrame:
-    """Per group of `keys` (in order of appearance): mean and `<value>_std` of each value, and n rows."""
-    groups = df.groupby(keys, sort=False)
-    out = groups[values].mean().join(groups[values].std().add_suffix("_std")).join(groups.size().rename("n"))
-    return out.reset_index()
-
-
 FGSM_EPS = (0.0, 0.1, 0.2, 0.3)
 
 
 def fgsm_block(df: pd.DataFrame) -> str:
     df = df[df.eps.round(6).isin(FGSM_EPS)]
-    summary = _over_models(df, ["arch", "attack", "label", "steps", "test_images", "eps"], ["accuracy"])
+    summary = over_groups(df, ["arch", "attack", "label", "steps", "test_images", "eps"], ["accuracy"])
     eps = sorted(summary.eps.unique())
     rows = ["| model | trained on | attack | " + " | ".join(f"eps {e:g}" for e in eps) + " | models | test images |",
             "|---|---|---|" + "---:|" * (len(eps) + 2)]
@@ -88,7 +79,7 @@ def fgsm_block(df: pd.DataFrame) -> str:
         part = part.set_index("eps")
         name = attack.upper() + ("" if attack == "fgsm" else f" ({part.steps.iloc[0]} steps)")
         rows.append(f"| {arch} | {label} | {name} | "
-                    + " | ".join(_pm(part.accuracy[e], part.accuracy_std[e], 100) for e in eps)
+                    + " | ".join(pm(part.accuracy[e], part.accuracy_std[e], 100) for e in eps)
                     + f" | {part.n.min()} | {part.test_images.iloc[0]} |")
     rows.append("\nAccuracy under attack (%, mean ± std over models), eps in [0, 1] pixel units; eps 0 is the "
                 "clean accuracy. From `results/fgsm.csv` (all eps there).")
@@ -101,7 +92,7 @@ def backdoor_block(df: pd.DataFrame) -> str:
     rows = ["| model | attack | condition | ipc | poison rate (%) | clean accuracy (%) | attack success (%) | models |",
             "|---|---|---|---:|---:|---:|---:|---:|"]
     rows += [f"| {DISPLAY_NAMES[r.arch]} | {r.attack} | {r.condition} | {r.ipc or 'all'} | {100 * r.rate:g} | "
-             f"{_pm(r.cta_mean, r.cta_std, 100)} | {_pm(r.asr_mean, r.asr_std, 100)} | {r.n} |"
+             f"{pm(r.cta_mean, r.cta_std, 100)} | {pm(r.asr_mean, r.asr_std, 100)} | {r.n} |"
              for r in summarize(df).itertuples()]
     rows.append("\nMean ± std over models (and condensation seeds), full 10k test set; attack success on the "
                 "triggered test images whose class is not the target, with the attack's own trigger (clean-data "

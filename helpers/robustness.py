@@ -19,14 +19,14 @@ from functools import partial
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
-from . import attacks, data, engine, models, training
+from . import attacks, data, model_runs, models, schemas, training
 from . import condensation_study as study  # notebooks 01/02's sets, models and tags
 from .cache import load_or_build
-from .config import device, seed_everything
 from .profiles import budget
 from .progress import progress
+from .runtime import seed_everything
+from .stats import over_groups, pm
 
 ARCHS = {"LeNet": "lenet", "ConvNet": "convnet"}
 ORIGINAL, CONDENSED, RANDOM, MATCHED = "original", "condensed", "random subset", "accuracy-matched"
@@ -60,7 +60,7 @@ class TrainingSet:
 
 @dataclass(frozen=True)
 class Trained:
-    """The models of one (architecture, condition, ipc): `runs` as `training.train_models`
+    """The models of one (architecture, condition, ipc): `runs` as `model_runs.train_models`
     returns them (seed, test_acc, history, state_dict)."""
 
     arch: str
@@ -119,7 +119,7 @@ def train_lenets(sets: dict[tuple[str, int | None], TrainingSet], profile: str,
         if ipc is not None and ipc not in cfg.ipcs:
             continue
         epochs = cfg.lenet_full_epochs if ipc is None else cfg.lenet_epochs[ipc]
-        runs = training.train_models(
+        runs = model_runs.train_models(
             s.images, s.labels, arch="lenet", n_models=cfg.seeds, epochs=epochs, seed=seed,
             tag={**s.tag, "curve_test": len(curve), "curve_seed": seed}, test=(curve.images, curve.labels),
             eval_every=max(1, epochs // cfg.curve_points), **_protocol(profile))
@@ -127,60 +127,16 @@ def train_lenets(sets: dict[tuple[str, int | None], TrainingSet], profile: str,
     return out
 
 
-def validation_split(split_images: torch.Tensor, split_labels: torch.Tensor, n_val: int,
-                     seed: int) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """((train images, labels), (validation images, labels)): `n_val` random images held out."""
-    if not isinstance(n_val, int) or not 0 < n_val < len(split_labels):
-        raise ValueError(f"n_val must be an integer in [1, {len(split_labels) - 1}], got {n_val!r}")
-    order = torch.randperm(len(split_labels), generator=torch.Generator().manual_seed(seed))
-    val, fit = order[:n_val], order[n_val:]
-    return (split_images[fit], split_labels[fit]), (split_images[val], split_labels[val])
 
 
-def train_to_accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                      val: tuple[torch.Tensor, torch.Tensor], target: float, *, check_every: int,
-                      max_epochs: int, lr: float, momentum: float, weight_decay: float, batch_size: int,
-                      seed: int) -> dict:
-    """Train `model` in place with SGD (constant `lr`: when training stops is not known in
-    advance) until its accuracy on `val` first reaches `target`, checked before the first step
-    and every `check_every` steps, for at most `max_epochs` epochs.
-
-    Returns {"target", "steps", "epochs" (steps / steps per epoch), "reached" (bool),
-    "checks": [{"step", "val_acc"}]}.
-    """
-    if not 0 < target <= 1:
-        raise ValueError(f"target must be an accuracy in (0, 1], got {target!r}")
-    if not isinstance(check_every, int) or check_every < 1:
-        raise ValueError(f"check_every must be an integer >= 1, got {check_every!r}")
-    dev = device()
-    model.to(dev).train()
-    run = engine.runner(model)  # as `training.fit` runs the whole-set LeNets
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    g = torch.Generator().manual_seed(seed)
-    checks, step, per_epoch = [], 0, math.ceil(len(labels) / batch_size)
-    for _ in range(max_epochs):
-        for idx in torch.randperm(len(labels), generator=g).split(batch_size):
-            if step % check_every == 0:
-                checks.append({"step": step, "val_acc": training.evaluate(model, *val)[0]})
-                if checks[-1]["val_acc"] >= target:
-                    return {"target": target, "steps": step, "epochs": step / per_epoch, "reached": True,
-                            "checks": checks}
-            loss = F.cross_entropy(run(images[idx].to(dev)), labels[idx].to(dev))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-    checks.append({"step": step, "val_acc": training.evaluate(model, *val)[0]})
-    return {"target": target, "steps": step, "epochs": step / per_epoch, "reached": checks[-1]["val_acc"] >= target,
-            "checks": checks}
 
 
 def _matched_lenet(fit: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor],
                    curve: data.Split, settings: dict, seed: int) -> dict:
-    """One accuracy-matched LeNet in `training.train_models`' format (test_acc on `curve`)."""
+    """One accuracy-matched LeNet in `model_runs.train_models`' format (test_acc on `curve`)."""
     seed_everything(seed)
     model = models.build("lenet")
-    history = train_to_accuracy(model, *fit, val, seed=seed, **settings)
+    history = training.train_to_accuracy(model, *fit, val, seed=seed, **settings)
     test_acc, test_loss = training.evaluate(model, curve.images, curve.labels)
     return {"seed": seed, "test_acc": test_acc, "test_loss": test_loss, "history": history,
             "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}
@@ -196,7 +152,7 @@ def accuracy_matched_lenets(sets: dict[tuple[str, int | None], TrainingSet],
     ("LeNet", "accuracy-matched", ipc)."""
     cfg, curve = budget(profile, "fgsm"), curve_set(profile, seed)
     whole = sets[(ORIGINAL, None)]
-    fit, val = validation_split(whole.images, whole.labels, cfg.matched_val_images, seed)
+    fit, val = training.validation_split(whole.images, whole.labels, cfg.matched_val_images, seed)
     protocol = {k: v for k, v in _protocol(profile).items() if k != "decay_at"}
     out = {}
     for ipc in cfg.ipcs:
@@ -205,7 +161,8 @@ def accuracy_matched_lenets(sets: dict[tuple[str, int | None], TrainingSet],
                     "max_epochs": cfg.lenet_full_epochs, **protocol}
         tag = {**whole.tag, "held_out": cfg.matched_val_images, "seed": seed, "curve_test": len(curve)}
         runs = [load_or_build("model", {"tag": tag, "seed": s, "arch": "lenet", **settings},
-                              partial(_matched_lenet, fit, val, curve, settings, s))
+                              partial(_matched_lenet, fit, val, curve, settings, s),
+                              validate=schemas.model("lenet", {}))
                 for s in range(seed, seed + cfg.seeds)]
         label = f"accuracy-matched to condensed ipc {ipc}"
         out[("LeNet", MATCHED, ipc)] = Trained("LeNet", MATCHED, ipc, label, len(fit[1]), runs)
@@ -226,7 +183,7 @@ def train_convnets(sets: dict[tuple[str, int | None], TrainingSet], profile: str
     for ipc in cfg.convnet_ipcs:
         for condition in (CONDENSED, RANDOM):
             s = sets[(condition, ipc)]
-            runs = training.train_models(s.images, s.labels, tag=s.tag, seed=seed, test=(test.images, test.labels),
+            runs = model_runs.train_models(s.images, s.labels, tag=s.tag, seed=seed, test=(test.images, test.labels),
                                          **{**study.evaluation_settings(profile, ipc), "n_models": cfg.seeds})
             out[("ConvNet", condition, ipc)] = Trained("ConvNet", condition, ipc, s.label, len(s.labels), runs)
     return out
@@ -280,18 +237,17 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     attack `acc`, attack success rate `success`, clean accuracy `clean`, `models`, `steps`
     and `test_images` (fractions, not percent)."""
     keys = ["arch", "label", "condition", "ipc", "attack", "eps"]
-    return (results.groupby(keys, sort=False)
-            .agg(acc=("accuracy", "mean"), acc_std=("accuracy", "std"), success=("success_rate", "mean"),
-                 success_std=("success_rate", "std"), clean=("clean_accuracy", "mean"), models=("seed", "count"),
-                 steps=("steps", "first"), test_images=("test_images", "first"))
-            .fillna({"acc_std": 0.0, "success_std": 0.0}).reset_index())
+    df = results.rename(columns={"accuracy": "acc", "success_rate": "success", "clean_accuracy": "clean"})
+    out = over_groups(df, keys, ["acc", "success", "clean"]).rename(columns={"n": "models"})
+    first = df.groupby(keys, sort=False)[["steps", "test_images"]].first().reset_index()
+    return out.drop(columns="clean_std").merge(first, on=keys)
 
 
 def accuracy_table(summary: pd.DataFrame, arch: str = "LeNet") -> pd.DataFrame:
     """Accuracy under attack (%, mean ± std over models) of one architecture: a row per attack
     and training condition, a column per eps."""
     part = summary[summary.arch == arch].assign(
-        cell=lambda d: [f"{100 * a:.1f} ± {100 * s:.1f}" for a, s in zip(d.acc, d.acc_std)])
+        cell=lambda d: [pm(a, s, 100) for a, s in zip(d.acc, d.acc_std)])
     return part.pivot_table(index=["attack", "label"], columns="eps", values="cell", aggfunc="first", sort=False)
 
 
@@ -339,14 +295,12 @@ def verdicts(results: pd.DataFrame, eps: float = HEADLINE_EPS) -> pd.DataFrame:
 
 def describe_verdicts(table: pd.DataFrame) -> list[str]:
     """One sentence per row of `verdicts`: the comparison, its numbers (%) and the verdict."""
-    def pm(mean, std):
-        return f"{100 * mean:.1f} ± {100 * std:.1f} %"
-
     relation = {"more robust": "MORE ROBUST than", "less robust": "LESS ROBUST than",
                 "indistinguishable": "INDISTINGUISHABLE from"}
     return [f"{r.arch}, {r.attack.upper()} at eps {r.eps:g}, ipc {r.ipc}: condensed is {relation[r.verdict]} "
-            f"{r.baseline} (attack success {pm(r.success, r.success_std)} vs "
-            f"{pm(r.baseline_success, r.baseline_success_std)}, n = {r.n:.0f} / {r.baseline_n:.0f} models; "
+            f"{r.baseline} (attack success {pm(r.success, r.success_std, 100, unit=' %')} vs "
+            f"{pm(r.baseline_success, r.baseline_success_std, 100, unit=' %')}, "
+            f"n = {r.n:.0f} / {r.baseline_n:.0f} models; "
             f"clean accuracy {100 * r.clean:.1f} vs {100 * r.baseline_clean:.1f} %)"
             for r in table.itertuples()]
 

@@ -169,7 +169,7 @@ def test_images_with_nan_or_out_of_range_are_refused(attack, bad):
     ({"step_fraction": float("nan")}, r"step_fraction must be a finite number in \(0, inf\), got nan"),
     ({"batch_size": 0}, r"batch_size must be an integer in \[1, inf\), got 0"),
     ({"keep": -1}, r"keep must be an integer in \[0, inf\), got -1"),
-    ({"seed": -1}, r"seed must be an integer in \[0, inf\), got -1"),
+    ({"seed": -1}, r"seed must be an integer in \[0, 2\*\*64 - 1\], got -1"),
     ({"attack": "cw"}, r"attack must be one of fgsm, pgd, got 'cw'"),
 ])
 def test_evaluate_attack_bad_settings_fail_before_any_work(kwargs, message):
@@ -188,3 +188,45 @@ def test_pgd_bad_steps_and_step_size_and_labels():
         attacks.fgsm(model, x, y[:5], 0.1)
     with pytest.raises(ValueError, match="eps_values must name at least one eps"):
         attacks.evaluate_attack(model, x, y, [])
+
+
+@pytest.mark.parametrize("attack", [_fgsm, _pgd, _evaluate])
+@pytest.mark.parametrize("label", [-100, -1, 3])
+def test_labels_outside_the_classes_are_refused(attack, label):
+    """Cross-entropy ignores -100 (the image came back unchanged, counted wrong) and fails inside
+    torch on the others ("Target 3 is out of bounds")."""
+    model, (x, y) = _linear(), _batch()
+    y[4] = label
+    with pytest.raises(ValueError, match=rf"y must hold class indices in \[0, 2\] \(3 classes\), got \[{label}\]"):
+        attack(model, x, y, 0.1)
+
+
+@pytest.mark.parametrize("attack", [_fgsm, _pgd, _evaluate])
+def test_images_of_the_wrong_shape_or_dtype_are_refused(attack):
+    model, (x, y) = _linear(), _batch()
+    with pytest.raises(ValueError, match=r"x must be \(N, C, H, W\), got shape \(32, 4, 4\); add the channel"):
+        attack(model, x[:, 0], y, 0.1)
+    with pytest.raises(ValueError, match="x has dtype torch.float64 but the model's parameters are torch.float32"):
+        attack(model, x.double(), y, 0.1)
+    with pytest.raises(ValueError, match="x has dtype torch.float32 but the model's parameters are torch.float64"):
+        attack(model.double(), x, y, 0.1)
+
+
+@pytest.mark.parametrize("eps_values", [0.1, "0.1", torch.tensor([0.1])])
+def test_evaluate_attack_wants_a_sequence_of_eps(eps_values):
+    model, (x, y) = _linear(), _batch()
+    with pytest.raises(ValueError, match="eps_values must be a sequence of budgets in"):
+        attacks.evaluate_attack(model, x, y, eps_values)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"seed": 2 ** 70}, r"seed must be an integer in \[0, 2\*\*64 - 1\], got 1180591620717411303424"),
+    ({"seed": True}, r"seed must be an integer in \[0, 2\*\*64 - 1\], got True"),
+    ({"seed": 1.0}, r"seed must be an integer in \[0, 2\*\*64 - 1\], got 1.0"),
+    ({"steps": True}, r"steps must be an integer in \[1, inf\), got True"),
+    ({"batch_size": 2.0}, r"batch_size must be an integer in \[1, inf\), got 2.0"),
+])
+def test_evaluate_attack_refuses_bad_seeds_and_booleans(kwargs, message):
+    model, (x, y) = _linear(), _batch()
+    with pytest.raises(ValueError, match=message):
+        attacks.evaluate_attack(model, x, y, [0.1], **{"attack": "pgd", **kwargs})

@@ -260,3 +260,39 @@ def test_doorping_runs_inside_condensation_once_per_outer_step():
                    arch_kwargs={"width": 8}, on_outer_step=hook)
     assert [(r["iteration"], r["step"]) for r in log] == [(0, 0), (0, 1), (1, 0), (1, 1)]
     assert out["images"].shape == (10, 1, 28, 28) and not torch.allclose(log[-1]["pattern"], start)
+
+
+@pytest.mark.parametrize("bad, found", [(255.0, r"values in \[1, 255\]"), (math.nan, "NaN or inf values"),
+                                        (-0.5, r"values in \[-0.5, 1\]")])
+def test_trigger_patterns_outside_the_pixel_range_are_refused(bad, found):
+    """A 0-255 pattern (or NaN) used to be stamped as is."""
+    attack = BadNets(size=3, target=1)
+    pattern = torch.ones(1, 3, 3)
+    pattern[0, 1, 1] = bad
+    message = rf"trigger pattern must hold pixel values in \[0, 1\], found {found}; divide a 0-255 pattern by 255"
+    with pytest.raises(ValueError, match=message):
+        backdoor.stamp(torch.zeros(2, 1, 28, 28), attack, pattern=pattern)
+    split = _split(n=50)
+    with pytest.raises(ValueError, match=message):
+        backdoor.poison(split, attack, pattern)
+    with pytest.raises(ValueError, match=message):
+        backdoor.triggered_test(split, attack, pattern)
+    with pytest.raises(ValueError, match="trigger pattern must hold floating-point values"):
+        backdoor.stamp(torch.zeros(2, 1, 28, 28), attack, pattern=torch.full((1, 3, 3), 255, dtype=torch.uint8))
+
+
+def test_attack_success_rate_refuses_mismatched_lengths():
+    with pytest.raises(ValueError, match=r"predictions \(3\) and true_labels \(4\) must have one entry per image"):
+        backdoor.attack_success_rate(torch.tensor([0, 1, 0]), torch.tensor([1, 2, 3, 4]), 0)
+    with pytest.raises(ValueError, match=r"predictions must be 1-D"):
+        backdoor.attack_success_rate(torch.zeros(4, 10), torch.tensor([1, 2, 3, 4]), 0)
+
+
+def test_seeds_outside_torch_range_and_targets_outside_the_classes_are_refused():
+    for seed in (2 ** 70, -1, True):
+        with pytest.raises(ValueError, match=rf"poison seed must be an integer in \[0, 2\*\*64 - 1\], got {seed}"):
+            BadNets(seed=seed)
+        with pytest.raises(ValueError, match=rf"DOORPING seed must be an integer in \[0, 2\*\*64 - 1\], got {seed}"):
+            Doorping(seed=seed)
+    with pytest.raises(ValueError, match="not a class"):  # else every image is kept and the ASR is silently 0
+        backdoor.triggered_test(_split(n=50), BadNets(target=10))

@@ -9,7 +9,7 @@ import torch
 
 from helpers import condensation as C
 from helpers import condensation_study as S
-from helpers import data, dsa, engine, training
+from helpers import data, dsa, engine, model_runs, training
 from helpers.models import ConvNet
 
 
@@ -192,7 +192,11 @@ def test_real_init_starts_from_real_images_of_each_class(fashion):
                                       ({"iterations": -2}, "iterations"), ({"lr_net": 0.0}, "lr_net"),
                                       ({"method": "kip"}, "method"), ({"init": "zeros"}, "init"),
                                       ({"method": "dm", "inner_loop": 1}, "inner_loop"),
-                                      ({"dsa_strategy": "blur"}, "dsa_strategy")])
+                                      ({"dsa_strategy": "blur"}, "dsa_strategy"),
+                                      ({"lr_img": True}, "lr_img"), ({"lr_net": True}, "lr_net"),
+                                      ({"iterations": True}, "iterations"), ({"outer_loop": 2.0}, "outer_loop"),
+                                      ({"seed": 2 ** 70}, "seed"), ({"seed": 2 ** 32}, "seed"),
+                                      ({"seed": -1}, "seed"), ({"seed": 0.5}, "seed")])
 def test_condense_rejects_bad_settings_before_any_work(fashion, monkeypatch, bad, name):
     monkeypatch.setattr(C.models, "ConvNet", None)  # building a network would fail differently
     with pytest.raises(ValueError, match=rf"^{name}="):
@@ -206,7 +210,7 @@ def test_training_rejects_bad_settings(fashion, bad, name):
     with pytest.raises(ValueError, match=rf"^{name}="):
         training.fit(ConvNet(width=8), x, y, **{"epochs": 1, "lr": 0.01, **bad})
     with pytest.raises(ValueError, match=rf"^{name}="):
-        training.train_models(x, y, arch="lenet", n_models=1, tag={"data": "bad"}, test=(x, y),
+        model_runs.train_models(x, y, arch="lenet", n_models=1, tag={"data": "bad"}, test=(x, y),
                               **{"epochs": 1, **bad})
     with pytest.raises(ValueError, match="at least 1 image"):
         training.fit(ConvNet(width=8), x[:0], y[:0], epochs=1, lr=0.01)
@@ -232,7 +236,7 @@ def test_settings_match_the_papers_and_train_models():
     assert paper["dsa_strategy"] == "none"
     dm = S.condense_settings("paper", 10, method="dm")
     assert (dm["outer_loop"], dm["inner_loop"], dm["lr_img"], dm["dsa_strategy"]) == (1, 0, 1.0, dsa.DM_STRATEGY)
-    accepted = inspect.signature(training.train_models).parameters
+    accepted = inspect.signature(model_runs.train_models).parameters
     for profile in ("smoke", "default", "paper"):
         settings = S.evaluation_settings(profile)
         assert set(settings) <= set(accepted) and set(S.whole_settings(profile)) <= set(accepted)
@@ -250,3 +254,39 @@ def test_cache_tags_name_the_training_data():
     assert S.random_real_tag(10, 0) != S.random_real_tag(10, 0, data_tag={"poison": "x"})
     assert S.whole_tag(60000) != S.whole_tag(60000, poison={"rate": 0.1})
     assert S.synthetic_tag(1, "smoke")["data_tag"] == S.CLEAN_DATA_TAG
+
+
+def _small(fashion, n=200):
+    return fashion.subset(torch.arange(n))
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_condense_refuses_images_with_nan_before_any_work(fashion, monkeypatch, bad):
+    """One NaN pixel made every synthetic image NaN."""
+    monkeypatch.setattr(C.models, "ConvNet", None)
+    small = _small(fashion)
+    images = small.images.clone()
+    images[7, 0, 3, 3] = bad
+    with pytest.raises(ValueError, match="train.images must hold finite values, found 1 NaN or inf"):
+        C.condense(data.Split(small.name, images, small.labels, small.classes), 1, iterations=1, batch_real=4)
+
+
+def test_condense_refuses_labels_outside_the_classes(fashion, monkeypatch):
+    monkeypatch.setattr(C.models, "ConvNet", None)
+    small = _small(fashion)
+    for labels, message in [(small.labels + 1, r"train.labels must hold class indices in \[0, 9\] \(10 classes\), "
+                                               r"got \[10\]"),
+                            (small.labels - 1, r"train.labels must hold class indices in \[0, 9\].*got \[-1\]"),
+                            (torch.where(small.labels == 3, 4, small.labels), r"classes \[3\] of fashion have no "
+                                                                                r"training images")]:
+        with pytest.raises(ValueError, match=message):  # was "ipc=1 is out of range; valid: 1..0"
+            C.condense(data.Split(small.name, small.images, labels, small.classes), 1, iterations=1, batch_real=4)
+
+
+def test_condense_refuses_images_of_the_wrong_shape_or_dtype(fashion, monkeypatch):
+    monkeypatch.setattr(C.models, "ConvNet", None)
+    small = _small(fashion)
+    for images, message in [(small.images[:, 0], r"train.images must be \(N, C, H, W\), got shape \(200, 28, 28\)"),
+                            (small.images.double(), "train.images has dtype torch.float64; valid: torch.float32")]:
+        with pytest.raises(ValueError, match=message):
+            C.condense(data.Split(small.name, images, small.labels, small.classes), 1, iterations=1, batch_real=4)

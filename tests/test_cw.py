@@ -211,3 +211,28 @@ def test_plan_attacks_every_wrong_target_once():
     assert (averages.target != averages.label).all()
     untargeted = plan[plan.attack == "L2 untargeted"]
     assert (untargeted.target == untargeted.label).all() and len(untargeted) == 4 * plan.model.nunique()
+
+
+def test_c_init_tensor_must_hold_one_constant_per_instance():
+    x, label = torch.rand(2, 1, 6, 6), torch.tensor([1, 2])
+    for c_init in (torch.tensor([1e-2, 1e-2, 1e-2]), torch.full((2, 1), 1e-2)):  # .expand(n) failed inside torch
+        with pytest.raises(ValueError, match=r"c_init must be a number or a 1-D tensor of one constant per instance "
+                                             r"\(2\), got shape"):
+            cw.cw_l2(_net(), x, label, c_init=c_init, max_iter=1)
+    with pytest.raises(ValueError, match="c_init must hold finite numbers"):
+        cw.cw_l2(_net(), x, label, c_init=torch.tensor(math.nan), max_iter=1)
+    with pytest.raises(ValueError, match="c_init must be a finite number"):  # cw_l0 takes one number
+        cw.cw_l0(_net(), x, label, c_init=torch.tensor([1e-2, 1e-2]), max_iter=1)
+
+
+def test_images_of_the_wrong_shape_or_dtype_fail_before_any_work():
+    x, label = torch.rand(2, 1, 6, 6), torch.tensor([1, 2])
+    for attack in (cw.cw_l2, cw.cw_l0):
+        with pytest.raises(ValueError, match=r"x must be \(N, C, H, W\)"):
+            attack(_net(), x[:, 0], label, max_iter=1)
+        with pytest.raises(ValueError, match="x0 has dtype torch.float64 but the model's parameters are"):
+            attack(_net(), x.double(), label, max_iter=1)
+        with pytest.raises(ValueError, match=r"label must hold class indices in \[0, 9\].*\[-100\]"):
+            attack(_net(), x, torch.tensor([-100, 2]), max_iter=1)
+        with pytest.raises(ValueError, match="max_iter must be an integer"):
+            attack(_net(), x, label, max_iter=True)

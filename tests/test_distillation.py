@@ -20,7 +20,7 @@ def test_temperature_softmax_matches_closed_form():
             assert p[row].tolist() == pytest.approx(expected, rel=1e-5, abs=1e-7)
     # high temperature flattens towards uniform, T -> 0 towards one-hot
     assert distillation.softmax_t(z, 1e6)[0].tolist() == pytest.approx([1 / 3] * 3, abs=1e-5)
-    with pytest.raises(ValueError, match="temperature=0 .*valid: finite numbers > 0"):
+    with pytest.raises(ValueError, match=r"temperature=0 .*valid: finite numbers >= 0.001"):
         distillation.softmax_t(z, 0)
 
 
@@ -62,25 +62,6 @@ def test_bad_temperatures_fail_before_any_training(role, temperature, tmp_path, 
         distillation.softmax_t(torch.zeros(1, 3), temperature if temperature != 1.0 else 0.0)
 
 
-@pytest.mark.parametrize("kwargs, name", [({"n_test": -5}, "n_test"), ({"n_test": 0}, "n_test"),
-                                          ({"n_train": 605}, "n_train"), ({"n_val": -10}, "n_val"),
-                                          ({"n_train": 50000, "n_val": 5000}, "n_train \\+ n_val")])
-def test_bad_split_sizes_fail_before_loading(kwargs, name, monkeypatch):
-    monkeypatch.setattr(distillation.data, "load", lambda *a: pytest.fail("loaded data before checking"))
-    sizes = {"n_train": 600, "n_val": 200, **kwargs}
-    with pytest.raises(ValueError, match=f"{name}=.*valid"):
-        distillation.mnist_splits(sizes["n_train"], sizes["n_val"], n_test=sizes.get("n_test"))
-
-
-def test_splits_are_disjoint_and_stratified():
-    s = distillation.mnist_splits(600, 200, seed=0)
-    (xt, yt), (xv, yv), (_, ys) = s["train"], s["val"], s["test"]
-    assert yt.bincount().tolist() == [60] * 10 and yv.bincount().tolist() == [20] * 10
-    assert len(ys) == 10000 and 0 <= xt.min() and xt.max() <= 1
-    flat_t, flat_v = xt.flatten(1), xv.flatten(1)
-    assert not any(bool((flat_t == v).all(1).any()) for v in flat_v[:50])
-
-
 def test_each_network_has_its_own_colour_in_its_role_hue():
     specs = distillation_study.model_specs("default")
     colors = distillation_colors(specs)
@@ -89,3 +70,32 @@ def test_each_network_has_its_own_colour_in_its_role_hue():
     for name, role, _ in specs:  # shades of the role's colour: same hue
         assert colorsys.rgb_to_hls(*to_rgb(colors[name]))[0] == pytest.approx(
             colorsys.rgb_to_hls(*to_rgb(CONDITION_COLORS[role]))[0], abs=0.02)
+
+
+@pytest.mark.parametrize("temperature", [1e-300, 1e-4, 0, -1.0, math.nan, math.inf, True])
+def test_temperatures_that_overflow_the_logits_are_refused(temperature):
+    """softmax_t(T=1e-300) and Tempered(net, 0) returned inf/NaN; valid: finite T >= 1e-3."""
+    z = torch.tensor([[2.0, -1.0, 0.5]])
+    message = rf"temperature={temperature!r} is out of range; valid: finite numbers >= 0.001"
+    with pytest.raises(ValueError, match=message):
+        distillation.softmax_t(z, temperature)
+    with pytest.raises(ValueError, match=message):
+        distillation.Tempered(torch.nn.Linear(4, 3), temperature)
+    assert torch.isfinite(distillation.softmax_t(z, distillation.MIN_TEMPERATURE)).all()
+
+
+def test_softmax_t_refuses_logits_that_are_or_become_inf():
+    with pytest.raises(ValueError, match="logits must hold finite values"):
+        distillation.softmax_t(torch.tensor([[math.nan, 0.0]]), 1.0)
+    with pytest.raises(ValueError, match=r"logits / temperature \(T=0.001\) must hold finite values"):
+        distillation.softmax_t(torch.tensor([[3e38, 0.0]]), 1e-3)
+
+
+@pytest.mark.parametrize("epochs", [2.0, True, 1.0])
+def test_trained_refuses_epochs_that_are_not_integers(epochs, tmp_path, monkeypatch):
+    """2.0 and True compare equal to the smoke profile's epoch counts 2 and 1."""
+    monkeypatch.setenv("DC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(distillation_study, "mnist_splits", lambda *a: pytest.fail("loaded data before checking"))
+    with pytest.raises(ValueError, match=rf"epochs={epochs!r} is not an integer; valid: one of the profile's"):
+        distillation_study.trained("smoke", "teacher", 50, epochs)
+    assert not any(tmp_path.iterdir())

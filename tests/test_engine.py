@@ -1,11 +1,13 @@
 """The engine: one plan per process, a switch-off, the fast path's results equal eager's
 within rounding, and compilation paid once per shape rather than once per model."""
 
+import warnings
+
 import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from helpers import data, engine, models, training
+from helpers import data, engine, model_runs, models, training
 
 FAST = engine.Plan("cpu", compile=True, bf16=True, probe="test: every fast option on")
 
@@ -42,6 +44,46 @@ def test_plan_is_decided_once_per_process(fresh_plan):
     first = engine.plan()
     assert (first.compile or first.bf16) and engine.plan() is first  # the probe is not repeated
     assert "\n" not in first.describe()
+
+
+def test_plan_is_the_same_whatever_grad_mode_it_is_first_asked_in(fresh_plan):
+    """The plan is fixed on first use, e.g. in an evaluation under no_grad: its probe trains."""
+    fresh_plan.setenv(engine.ENGINE_ENV, "nocompile")
+    fresh_plan.setattr(engine, "BF16_MIN_SPEEDUP", 0.0)  # any measured probe chooses bf16: no timing noise
+    plans = {"plain": engine.plan()}
+    for name, context in {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode}.items():
+        engine._process_plan.cache_clear()
+        with warnings.catch_warnings(), context():
+            warnings.simplefilter("error")  # a failed probe warns
+            plans[name] = engine.plan()
+    assert {(p.bf16, p.probe.startswith("probe: bf16 ")) for p in plans.values()} == {(True, True)}, plans
+
+
+def _failing_step(fails: str, error: str):
+    def step_seconds(bf16, dev, batch):
+        def timed():
+            if fails == "both" or bf16:
+                raise RuntimeError(error)
+            return 1.0
+        return timed
+    return step_seconds
+
+
+def test_a_failed_probe_warns_and_says_so_in_the_engine_line(fresh_plan):
+    fresh_plan.setenv(engine.ENGINE_ENV, "nocompile")
+    fresh_plan.setattr(engine, "_step_seconds", _failing_step("both", "does not have a grad_fn"))
+    with pytest.warns(UserWarning, match="PROBE FAILED.*RuntimeError: does not have a grad_fn.*runs fp32"):
+        line = engine.describe()
+    assert not engine.plan().bf16 and "bf16 PROBE FAILED" in line and "does not have a grad_fn" in line
+
+
+def test_missing_bf16_kernels_switch_bf16_off_quietly(fresh_plan):
+    fresh_plan.setenv(engine.ENGINE_ENV, "nocompile")
+    fresh_plan.setattr(engine, "_step_seconds", _failing_step("bf16", "\"addmm\" not implemented for 'BFloat16'"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = engine.plan()
+    assert not p.bf16 and p.probe.startswith("bf16 unavailable: ")
 
 
 def test_only_the_study_networks_take_the_fast_path():
@@ -93,7 +135,7 @@ def test_cached_models_are_shared_between_the_paths(small_task):
     kwargs = {"arch": "lenet", "n_models": 1, "epochs": 1, "tag": {"data": "engine test"}, "test": (test.images,
                                                                                                      test.labels)}
     with engine.using(engine.eager()):
-        eager_run = training.train_models(x, y, **kwargs)[0]
+        eager_run = model_runs.train_models(x, y, **kwargs)[0]
     with engine.using(FAST):
-        fast_run = training.train_models(x, y, **kwargs)[0]  # loaded from the cache, not retrained
+        fast_run = model_runs.train_models(x, y, **kwargs)[0]  # loaded from the cache, not retrained
     assert all(torch.equal(eager_run["state_dict"][k], v) for k, v in fast_run["state_dict"].items())

@@ -3,19 +3,20 @@ parameters fail clearly; the report's colours have one source."""
 
 import os
 import re
+import shutil
+import socket
 import subprocess
 import sys
 import textwrap
-import warnings
+import threading
 from pathlib import Path
 
 import nbformat
 import pandas as pd
 import pytest
-import torch
 from nbclient import NotebookClient
 
-from helpers import cache, config, data, regenerate, report
+from helpers import config, data, regenerate, report, runtime
 from helpers.plotting import save_table
 from helpers.progress import BATCH_ENV, progress
 from helpers.report import REQUIRED_COLUMNS
@@ -56,7 +57,7 @@ def stdout(cell) -> str:
 
 
 def parameters_line(cell) -> str:
-    """The first line `config.start` prints (the second is the engine's decision)."""
+    """The first line `config.start` prints (the engine's decision and the `helpers` package follow)."""
     return stdout(cell).splitlines()[0]
 
 
@@ -132,6 +133,91 @@ def test_concurrent_runs_of_one_notebook_do_not_collide(tmp_path):
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
 
 
+def test_runs_finishing_together_keep_every_timing(tmp_path, monkeypatch):
+    monkeypatch.setenv(config.RESULTS_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(config.PROFILE_ENV, "smoke")
+    together, errors = threading.Barrier(2), []
+
+    def run(name: str) -> None:
+        together.wait()
+        try:
+            for i in range(30):
+                regenerate._record({"notebook": f"{i:02d}_{name}", "profile": "smoke", "seconds": 1.0}, "smoke")
+        except Exception as err:  # e.g. EmptyDataError: a table read while another run rewrote it
+            errors.append(err)
+
+    runs = [threading.Thread(target=run, args=(name,)) for name in ("a", "b")]
+    for r in runs:
+        r.start()
+    for r in runs:
+        r.join()
+    assert errors == []
+    assert len(pd.read_csv(tmp_path / "timings_smoke.csv")) == 60
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".timings_smoke.csv.lock", "timings_smoke.csv"]
+
+
+def test_arguments_that_would_run_everything_or_nothing_are_refused(tmp_path, monkeypatch, capsys):
+    def ran(*args, **kwargs):
+        raise AssertionError("a notebook ran")
+
+    monkeypatch.setattr(regenerate, "execute", ran)  # what this test guards against must not happen here
+    with pytest.raises(SystemExit) as exit_:
+        regenerate.main(["--only"])  # once meant every notebook: hours, rewriting the committed outputs
+    assert exit_.value.code == 2 and "--only: expected at least one argument" in capsys.readouterr().err
+    missing = tmp_path / "typo"
+    with pytest.raises(SystemExit):
+        regenerate.main(["--notebooks", str(missing)])
+    assert f"--notebooks {missing}: no such folder" in capsys.readouterr().err and not missing.exists()
+    with pytest.raises(SystemExit):
+        regenerate.main(["--notebooks", str(tmp_path)])
+    assert f"no report notebooks (NN_name.ipynb) in {tmp_path}" in capsys.readouterr().err
+
+
+# Stands in for the kernel's SIGINT handling between requests (it ignores them): the file says
+# whether the kernel was interrupted after its last cell.
+INTERRUPT_RECORDER = "get_ipython().kernel.saved_sigint_handler = lambda *_: open({!r}, 'w').close()"
+
+
+@pytest.fixture(scope="module")
+def rerun_after_kills(tmp_path_factory):
+    """`python -m helpers.regenerate` run as a user runs it, on a notebook whose killed runs
+    left files behind (and with files of live runs and of another notebook beside them)."""
+    root = tmp_path_factory.mktemp("rerun")
+    nbs, results, figures = root / "notebooks", root / "results", root / "figures"
+    tiny_notebook(nbs, "00_ok.ipynb", INTERRUPT_RECORDER.format(str(root / "interrupted")))
+    host, dead = socket.gethostname(), "999999999"  # above any pid_max
+    ended = [nbs / ".00_ok.k1ll3d_1.source.ipynb", nbs / ".00_ok.k1ll3d_2.running.ipynb",  # unmarked: older runs
+             nbs / f".00_ok.{dead}@{host}-k1ll3d_3.running.ipynb", results / ".staging-00_ok-k1ll3d_4",
+             figures / f".staging-00_ok-{dead}@{host}-k1ll3d_5", nbs / "00_ok.failed.ipynb"]
+    kept = [nbs / f".00_ok.{os.getpid()}@{host}-l1v3_run.running.ipynb",  # this process: a live run
+            nbs / ".00_ok.1@elsewhere-l1v3_run.running.ipynb",  # another machine's: cannot be checked
+            nbs / ".01_other.k1ll3d_1.running.ipynb", results / ".staging-01_other-k1ll3d_4"]  # another notebook's
+    for path in ended + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if "staging" in path.name:
+            path.mkdir()
+            (path / "table.csv").write_text("a\n1\n")
+        else:
+            path.write_text("{}")
+    env = {**os.environ, config.RESULTS_DIR_ENV: str(results), config.FIGURES_DIR_ENV: str(figures)}
+    run = subprocess.run([sys.executable, "-m", "helpers.regenerate", "--notebooks", str(nbs)], cwd=config.REPO_ROOT,
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    return run, root, ended, kept
+
+
+def test_the_next_run_removes_what_killed_runs_left(rerun_after_kills):
+    run, root, ended, kept = rerun_after_kills
+    assert [p for p in ended if p.exists()] == [] and [p for p in kept if not p.exists()] == []
+    assert (root / "notebooks" / "00_ok.ipynb").exists() and "removed leftovers of ended runs" in run.stdout
+
+
+def test_a_clean_run_prints_no_kernel_noise(rerun_after_kills):
+    run, root, _, _ = rerun_after_kills
+    assert "without encryption" not in run.stderr and "ERROR" not in run.stderr, run.stderr
+    assert not (root / "interrupted").exists()  # the kernel was shut down, not interrupted
+
+
 def test_start_validates_and_routes_outputs_by_profile(monkeypatch, capsys):
     monkeypatch.setenv(config.PROFILE_ENV, "default")  # restored after `start` changes it
     monkeypatch.delenv(config.FIGURES_DIR_ENV)
@@ -148,10 +234,22 @@ def test_start_validates_and_routes_outputs_by_profile(monkeypatch, capsys):
         save_table(pd.DataFrame({"a": [1], "profile": ["default"]}), "mixed")
 
 
+def test_start_names_the_helpers_package_it_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(config.PROFILE_ENV, "default")  # restored after `start` changes it
+    monkeypatch.chdir(config.NOTEBOOKS_DIR)
+    config.start("default", 0)
+    assert capsys.readouterr().out.splitlines()[2] == "helpers from ../helpers (this clone)"  # no machine path
+    other = tmp_path / "other clone"
+    shutil.copytree(config.REPO_ROOT / "helpers", other / "helpers", ignore=shutil.ignore_patterns("__pycache__"))
+    run = subprocess.run([sys.executable, "-c", "from helpers import config; config.start('smoke', 0)"], cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(other)}, capture_output=True, text=True, check=True)
+    assert run.stdout.splitlines()[2] == f"helpers from {other / 'helpers'}"
+
+
 def test_relative_paths_count_from_where_the_command_ran(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(config.DATA_ROOT_ENV, "datasets")
-    assert config.data_root() == config.REPO_ROOT / "datasets"  # a kernel started by hand: the clone's root
+    assert runtime.data_root() == config.REPO_ROOT / "datasets"  # a kernel started by hand: the clone's root
     config.anchor_paths()
     assert os.environ[config.DATA_ROOT_ENV] == str(tmp_path / "datasets")
 
@@ -180,6 +278,39 @@ def test_kernel_in_notebooks_imports_this_clone_not_another_clones_install(tmp_p
     assert stdout(run_kernel(nb, tmp_path).cells[0]).strip() == str(other / "helpers" / "__init__.py")  # the stand-in
     assert stdout(run_kernel(nb, config.NOTEBOOKS_DIR).cells[0]).strip() == str(
         config.REPO_ROOT / "helpers" / "__init__.py")
+
+
+# --- the Makefile (dry runs) ---------------------------------------------------------------
+
+SHOW_DATA_ROOT = 'show-data-root: ; +@printf "%s\\n" "$$DC_DATA_ROOT"'  # `+`: runs under -n too
+
+
+def make_dry_run(typed_in: Path, *args: str, unset: tuple[str, ...] = (), **env: str) -> str:
+    """What `make -n -C <clone> ARGS` prints when typed in `typed_in` (whose shell sets PWD)."""
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    unset = {"DC_DATA_ROOT", "VENV", *unset}
+    env = {**{k: v for k, v in os.environ.items() if k not in unset}, "PWD": str(typed_in), **env}
+    return subprocess.run(["make", "-s", "-n", "-C", str(config.REPO_ROOT), *args], cwd=typed_in, env=env,
+                          capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.parametrize("given", ["command line", "environment"])
+def test_make_resolves_the_data_root_from_where_it_was_typed(tmp_path, given):
+    typed_in = tmp_path / "a folder"
+    typed_in.mkdir()
+    for root, expected in [("my data/sets", typed_in / "my data" / "sets"), ("/abs/it's here", Path("/abs/it's here"))]:
+        args, env = ([f"DC_DATA_ROOT={root}"], {}) if given == "command line" else ([], {"DC_DATA_ROOT": root})
+        out = make_dry_run(typed_in, "--eval", SHOW_DATA_ROOT, "show-data-root", *args, **env)
+        assert out.splitlines()[-1] == str(expected)
+    # typed in the clone itself
+    out = make_dry_run(config.REPO_ROOT, "--eval", SHOW_DATA_ROOT, "show-data-root", "DC_DATA_ROOT=../data")
+    assert out.splitlines()[-1] == str(config.REPO_ROOT / ".." / "data")
+
+
+def test_make_without_home_keeps_the_venv_in_the_clone(tmp_path):
+    out = make_dry_run(tmp_path, "setup", unset=("HOME",))
+    assert "HOME is not set" in out and f"-m venv {config.REPO_ROOT / '.venv'}" in out and " /.venvs" not in out
 
 
 def test_progress_in_batch_runs_prints_one_line_and_no_bar(monkeypatch, capsys):
@@ -289,58 +420,14 @@ def test_failed_download_into_data_leaves_no_empty_folders(tmp_path, monkeypatch
 # --- cache problems ------------------------------------------------------------------------
 
 
-def needs_x(value) -> None:
-    if not isinstance(value, dict) or value.get("x") is None or value["x"].shape != (2,):
-        raise ValueError(f"expected {{'x': tensor of shape (2,)}}, got {value!r}")
 
 
-def store_wrong_content(name: str, key: dict, root: Path) -> None:
-    """A readable cache file under the right key whose value has the wrong structure."""
-    cache.atomic_save({"config": key, "value": {"y": torch.ones(3)}}, cache.cache_path(name, key, root))
 
 
-def test_wrong_content_is_a_cache_problem_quarantined_and_never_overwritten(tmp_path):
-    key = {"k": 1}
-    store_wrong_content("thing", key, tmp_path)
-    with pytest.warns(UserWarning, match="cache problem.*wrong content.*moved to thing-.*corrupt"):
-        value = cache.load_or_build("thing", key, lambda: {"x": torch.zeros(2)}, root=tmp_path, validate=needs_x)
-    assert torch.equal(value["x"], torch.zeros(2))
-    first = cache.cache_path("thing", key, tmp_path).with_suffix(".corrupt")
-    first_bytes = first.read_bytes()
-    cache.cache_path("thing", key, tmp_path).write_bytes(b"not a torch file")  # a second corruption
-    with pytest.warns(UserWarning, match="cache problem.*corrupt-1"):
-        cache.load_or_build("thing", key, lambda: {"x": torch.ones(2)}, root=tmp_path, validate=needs_x)
-    assert first.read_bytes() == first_bytes and first.with_suffix(".corrupt-1").read_bytes() == b"not a torch file"
-    assert torch.equal(cache.load_or_build("thing", key, lambda: None, root=tmp_path)["x"], torch.ones(2))
 
 
-def test_a_build_that_fails_validation_is_not_stored(tmp_path):
-    with pytest.raises(ValueError, match="expected"):
-        cache.load_or_build("thing", {"k": 2}, lambda: {"x": torch.zeros(5)}, root=tmp_path, validate=needs_x)
-    assert not cache.cache_path("thing", {"k": 2}, tmp_path).exists()
 
 
-def test_read_only_cache_serves_what_it_holds(tmp_path, monkeypatch):
-    cache.load_or_build("thing", {"k": 3}, lambda: torch.ones(2), root=tmp_path)
-    tmp_path.chmod(0o555)
-    real_open = open
-
-    def no_writes(path, mode="r", *args, **kwargs):  # root ignores the folder's mode; refuse as it would
-        if "w" in mode:
-            raise PermissionError(13, "Permission denied", str(path))
-        return real_open(path, mode, *args, **kwargs)
-
-    monkeypatch.setattr(cache, "open", no_writes, raising=False)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            assert torch.equal(cache.load_or_build("thing", {"k": 3}, lambda: None, root=tmp_path), torch.ones(2))
-        with pytest.warns(UserWarning, match="not writable.*built and not stored"):
-            assert torch.equal(cache.load_or_build("thing", {"k": 4}, lambda: torch.zeros(1), root=tmp_path),
-                               torch.zeros(1))
-        assert not cache.cache_path("thing", {"k": 4}, tmp_path).exists()
-    finally:
-        tmp_path.chmod(0o755)
 
 
 # --- what the notebooks show ---------------------------------------------------------------
@@ -369,10 +456,3 @@ def test_colours_come_only_from_the_colour_map():
              if COLOR_LITERAL.search(line)]
     assert found == [], "colours belong in helpers.plotting.CONDITION_COLORS"
 
-
-def test_cache_hits_for_configurations_with_tuples_and_integer_keys(tmp_path):
-    config = {"eps": (0.1, 0.3), "epochs": {10: 300}}
-    builds = []
-    for _ in range(2):
-        cache.load_or_build("x", config, lambda: builds.append(1) or torch.zeros(1), root=tmp_path)
-    assert len(builds) == 1

@@ -37,3 +37,10 @@ def test_html_report_is_self_contained_with_math_as_mathml(tmp_path):
     html = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert not re.search(r"""<(script|link)[^>]+(src|href)=["']?(https?:)?//""", html)  # nothing from the web
     assert html.count("<math") == 2 and 'display="block"' in html and "<code>$code$</code>" in html
+
+
+def test_readme_layout_lists_every_module_once():
+    text = report.README.read_text(encoding="utf-8")
+    modules = sorted(p.stem for p in (REPO_ROOT / "helpers").glob("*.py") if p.stem != "__init__")
+    counts = {m: len(re.findall(rf"^\| `{m}` \|", text, re.M)) for m in modules}
+    assert {m: n for m, n in counts.items() if n != 1} == {}, "README's layout tables: one row per helpers module"

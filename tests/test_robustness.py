@@ -7,7 +7,6 @@ import math
 import pandas as pd
 import pytest
 import torch
-from torch import nn
 
 from helpers import attacks, models, report, robustness, training
 from helpers.profiles import budget
@@ -98,50 +97,6 @@ def test_summarize_means_and_stds_over_models():
     assert row.acc == pytest.approx(0.7 * 0.3)
     cell = robustness.accuracy_table(summary).loc[("pgd", "condensed 10"), 0.1]
     assert cell == "21.0 ± 7.0"
-
-
-def test_validation_split_is_disjoint_and_deterministic():
-    images, labels = torch.arange(50.0).view(50, 1, 1, 1), torch.arange(50)
-    (fx, fy), (vx, vy) = robustness.validation_split(images, labels, 10, seed=3)
-    assert len(fy) == 40 and len(vy) == 10
-    assert set(fy.tolist()).isdisjoint(vy.tolist()) and set(fy.tolist()) | set(vy.tolist()) == set(range(50))
-    assert torch.equal(fx.flatten(), fy.float())
-    assert torch.equal(robustness.validation_split(images, labels, 10, seed=3)[1][1], vy)
-    with pytest.raises(ValueError, match=r"n_val must be an integer in \[1, 49\], got 50"):
-        robustness.validation_split(images, labels, 50, seed=3)
-
-
-def _toy(n: int, seed: int):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 1, 2, 2, generator=g)
-    return x, (x.flatten(1).sum(1) > 0).long()
-
-
-def test_train_to_accuracy_stops_at_the_first_check_that_reaches_the_target():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
-    (x, y), val = _toy(2000, 0), _toy(500, 1)
-    start = training.evaluate(model, *val)[0]
-    target = min(0.95, start + 0.25)
-    history = robustness.train_to_accuracy(model, x, y, val, target, check_every=3, max_epochs=5, lr=0.01,
-                                           momentum=0.9, weight_decay=5e-4, batch_size=32, seed=0)
-    accs = [c["val_acc"] for c in history["checks"]]
-    assert history["reached"] and accs[-1] >= target and all(a < target for a in accs[:-1])
-    assert [c["step"] for c in history["checks"]] == list(range(0, history["steps"] + 1, 3))
-    assert training.evaluate(model, *val)[0] == pytest.approx(accs[-1])  # the model is the stopped one
-    assert history["epochs"] == pytest.approx(history["steps"] / 63)  # 2000 images in batches of 32
-
-
-def test_train_to_accuracy_says_when_the_target_is_out_of_reach():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
-    (x, y), (vx, vy) = _toy(200, 0), _toy(100, 1)
-    history = robustness.train_to_accuracy(model, x, y, (vx, 1 - vy), 1.0, check_every=2, max_epochs=1,
-                                           lr=0.01, momentum=0.9, weight_decay=0.0, batch_size=50, seed=0)
-    assert not history["reached"] and history["steps"] == 4
-    with pytest.raises(ValueError, match=r"target must be an accuracy in \(0, 1\], got 1.5"):
-        robustness.train_to_accuracy(model, x, y, (vx, vy), 1.5, check_every=2, max_epochs=1, lr=0.01,
-                                     momentum=0.9, weight_decay=0.0, batch_size=50, seed=0)
 
 
 def test_attack_models_writes_the_columns_the_report_reads():

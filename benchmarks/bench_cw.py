@@ -32,7 +32,7 @@ import torch
 
 from helpers import cw, cw_study, data, distillation, distillation_study, models
 from helpers.config import REPO_ROOT
-from helpers.profiles import budget
+from helpers.profiles import get
 from helpers.training import predict
 
 # the last commit with the previous helpers/cw.py (early abort on the batch's summed loss, torch's Adam)
@@ -52,7 +52,7 @@ def old_cw(commit: str):
 
 
 def network() -> tuple[torch.nn.Module, str]:
-    epochs = max(budget("default", "distill").epochs)
+    epochs = max(get("default").distill.epochs)
     if distillation_study.is_trained("default", "undistilled", 1.0, epochs):
         return distillation_study.network("default", "undistilled", 1.0, epochs), "trained undistilled (cache)"
     return distillation.keras_init(models.MnistNet()).eval(), "UNTRAINED Glorot-initialised (no cache)"
@@ -60,7 +60,7 @@ def network() -> tuple[torch.nn.Module, str]:
 
 def instances(model: torch.nn.Module, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """n instances: correctly classified test images, each with its nine wrong targets in turn."""
-    cfg = budget("default", "distill")
+    cfg = get("default").distill
     x, y = data.mnist_splits(cfg.n_train, cfg.n_val, 0, cfg.n_test)["test"]
     keep = torch.nonzero(predict(model, x).argmax(1) == y).flatten()[:-(-n // 9)]
     x, y = x[keep].repeat_interleave(9, 0)[:n], y[keep].repeat_interleave(9)[:n]
@@ -101,8 +101,8 @@ def l0_per_image(model: torch.nn.Module, n: int) -> None:
     x, y = x[::9], y[::9]
     target = cw_study.average_targets(y, 0)
     for profile in ("default", "paper"):
-        cap = budget(profile, "cw").l0_max_iter
-        res, seconds = timed(cw.cw_l0, model, x, target, max_iter=cap, batch_size=budget(profile, "cw").batch_size)
+        cap = get(profile).cw.l0_max_iter
+        res, seconds = timed(cw.cw_l0, model, x, target, max_iter=cap, batch_size=get(profile).cw.batch_size)
         print(f"L0, {profile} cap {cap} iterations per constant, {n} images (average case): {seconds / n:.1f} s per "
               f"image; success {res['success'].float().mean():.0%}, mean {res['l0'].nanmean():.1f} pixels, "
               f"{res['iterations'].float().mean():.0f} model evaluations and {res['rounds'].float().mean():.0f} "

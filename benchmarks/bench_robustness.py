@@ -16,8 +16,8 @@ import time
 
 import torch
 
-from helpers import attacks, data, models, robustness, training
-from helpers.profiles import budget
+from helpers import attacks, data, models, robustness_study, training
+from helpers.profiles import get
 
 
 def _seconds(fn) -> float:
@@ -36,10 +36,10 @@ def _epoch_seconds(images: torch.Tensor, labels: torch.Tensor, epochs: int) -> f
 
 def _attack_seconds(arch: str, attack: str, n_images: int, steps: int, eps, batch_size: int) -> float:
     """Seconds of `evaluate_attack` on `n_images` test images for one fresh `arch` model."""
-    x, y = robustness.attack_set(n_images)
+    x, y = robustness_study.attack_set(n_images)
     net = models.Normalized(models.build(arch).eval(), 0.2861, 0.3530)
     return _seconds(lambda: attacks.evaluate_attack(net, x, y, eps, attack=attack, steps=steps,
-                                                    step_fraction=robustness.PGD_PATH / steps, batch_size=batch_size))
+                                                    batch_size=batch_size))
 
 
 def main() -> None:
@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--profile", default="default")
     parser.add_argument("--images", type=int, default=500, help="test images per timed attack (multiple of 10)")
     args = parser.parse_args()
-    cfg = budget(args.profile, "fgsm")
+    cfg = get(args.profile).robustness
     train = data.load("fashion", True)
     print(f"torch threads: {torch.get_num_threads()}; profile {args.profile}")
 
@@ -62,9 +62,9 @@ def main() -> None:
     conditions = {"LeNet": 1 + 3 * len(cfg.ipcs),  # original; per ipc condensed, random subset, accuracy-matched
                   "ConvNet": int(cfg.convnet_whole) + 2 * len(cfg.convnet_ipcs)}
     total_attacks = 0.0
-    for p in robustness.attack_plan(args.profile).itertuples():
+    for p in robustness_study.attack_plan(args.profile).itertuples():
         timed = min(p.test_images, args.images)
-        s = _attack_seconds(robustness.ARCHS[p.arch], p.attack, timed, p.steps, cfg.eps, cfg.batch_size)
+        s = _attack_seconds(robustness_study.ARCHS[p.arch], p.attack, timed, p.steps, cfg.eps, cfg.batch_size)
         s *= p.test_images / timed
         print(f"{p.arch} {p.attack}: {s:.1f} s per model on {p.test_images} images ({p.steps} step(s), "
               f"{len(cfg.eps)} eps)")

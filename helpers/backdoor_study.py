@@ -12,6 +12,7 @@ trained on clean data are scored with each trigger they are compared with (the f
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 
 import pandas as pd
@@ -24,7 +25,7 @@ from .condensation import condense
 from .condensation_study import CLEAN_DATA_TAG, random_real_tag, whole_tag
 from .model_runs import train_models
 from .models import DISPLAY_NAMES
-from .profiles import budget
+from .profiles import get
 from .stats import over_groups, pm
 from .training import load_model, predict
 
@@ -61,15 +62,11 @@ def verdict(asr_condensed: float, asr_reference: float, asr_floor: float) -> str
 
 def attack_at(profile: str, rate: float) -> BadNets:
     """The profile's BadNets attack at poison `rate`."""
-    cfg = budget(profile, "backdoor")
-    return BadNets(rate=rate, target=cfg.target, size=cfg.size, value=cfg.value, corner=cfg.corner,
-                   margin=cfg.margin, seed=cfg.poison_seed)
+    return dataclasses.replace(get(profile).backdoor.trigger, rate=rate)
 
 
 def doorping_settings(profile: str) -> Doorping:
-    cfg = budget(profile, "backdoor")
-    return Doorping(lr=cfg.doorping_lr, max_steps=cfg.doorping_max_steps, alpha=cfg.doorping_alpha,
-                    stop_loss=cfg.doorping_stop_loss, seed=cfg.doorping_seed)
+    return get(profile).backdoor.doorping
 
 
 def doorping_trigger_name(ipc: int, rate: float, seed: int) -> str:
@@ -154,14 +151,14 @@ class Study:
 
     @property
     def cfg(self):
-        return budget(self.profile, "backdoor")
+        return get(self.profile).backdoor
 
 
 def prepare(profile: str, seed: int = 0) -> Study:
     """The clean training data, the test split and one BadNets-poisoned copy per rate."""
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    cfg = budget(profile, "backdoor")
+    cfg = get(profile).backdoor
     clean, clean_tag = training_data(cfg.full_images, seed)
     test = data.load("fashion", False)
     if cfg.test_images:  # smoke runs only: the stratified part of the test set notebook 02 uses
@@ -187,7 +184,7 @@ def condensed_sets(study: Study) -> dict:
     return sets
 
 
-def plan(study: Study) -> pd.DataFrame:
+def plan_table(study: Study) -> pd.DataFrame:
     """What the profile runs: one row per kind of training set, its sizes, rates and models."""
     cfg = study.cfg
     rates = lambda rs: ", ".join(f"{100 * r:g} %" for r in rs) or "-"  # noqa: E731
@@ -213,7 +210,7 @@ def _whole_settings(profile: str, arch: str) -> dict:
     """Whole-data training: ConvNets as notebook 02's whole-data ConvNets (same optimiser,
     epochs and tag, so the clean ones are shared), LeNets with the same optimiser for
     `full_epochs`."""
-    cfg, settings = budget(profile, "backdoor"), condensation_study.whole_settings(profile)
+    cfg, settings = get(profile).backdoor, condensation_study.whole_settings(profile)
     epochs = settings["epochs"] if arch == "convnet" else cfg.full_epochs
     return {**settings, "epochs": epochs, "n_models": cfg.full_models}
 
@@ -221,7 +218,7 @@ def _whole_settings(profile: str, arch: str) -> dict:
 def _small_settings(profile: str, arch: str, ipc: int) -> dict:
     """Training on condensed / random sets: notebook 02's protocol; LeNets need more steps on a
     small set than DC's ConvNet epochs give them (`lenet_epochs`)."""
-    cfg = budget(profile, "backdoor")
+    cfg = get(profile).backdoor
     settings = {**condensation_study.evaluation_settings(profile, ipc),
                 "n_models": cfg.convnet_models if arch == "convnet" else cfg.lenet_models}
     return settings if arch == "convnet" else {**settings, "epochs": cfg.lenet_epochs[ipc]}
@@ -365,7 +362,7 @@ def brightness(study: Study, sets: dict) -> pd.DataFrame:
     cfg, rows = study.cfg, []
     attack = attack_at(study.profile, max(cfg.rates))
     for key, syn in sets.items():
-        for c, is_target in ((cfg.target, True), ((cfg.target + 1) % study.clean.num_classes, False)):
+        for c, is_target in ((cfg.trigger.target, True), ((cfg.trigger.target + 1) % study.clean.num_classes, False)):
             images = syn["images"][syn["labels"] == c]
             rows.append({"set": key[0], "ipc": key[1], "rate": key[2] if len(key) == 4 else 0.0,
                          "class": study.clean.classes[c], "target class": is_target,

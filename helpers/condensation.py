@@ -47,8 +47,11 @@ METHODS = ("dc", "dm")
 INITS = ("noise", "real")
 NO_AUGMENTATION = "none"
 # The official codes' defaults per method: image learning rate and DSA strategy.
-METHOD_DEFAULTS = {"dc": {"lr_img": 0.1, "dsa_strategy": NO_AUGMENTATION},
-                   "dm": {"lr_img": 1.0, "dsa_strategy": dsa.DM_STRATEGY}}
+# Each method's settings in its official code (DC's `main.py`, DM's `main_DM.py`).
+METHOD_DEFAULTS = {"dc": {"init": "noise", "iterations": 1000, "batch_real": 256, "lr_img": 0.1,
+                          "dsa_strategy": NO_AUGMENTATION},
+                   "dm": {"init": "real", "iterations": 20000, "batch_real": 256, "lr_img": 1.0,
+                          "dsa_strategy": dsa.DM_STRATEGY}}
 # Every setting that changes a synthetic set; all of them join the study's cache key.
 SETTING_KEYS = ("method", "init", "iterations", "batch_real", "outer_loop", "inner_loop",
                 "lr_img", "lr_net", "batch_train", "snapshots", "dsa_strategy")
@@ -129,19 +132,18 @@ def _initial_images(train: data.Split, ipc: int, init: str, g: torch.Generator) 
     return torch.randn((train.num_classes * ipc, *train.images.shape[1:]), generator=g)
 
 
-def resolve_settings(ipc: int, method: str, outer_loop: int | None, inner_loop: int | None,
-                     lr_img: float | None, dsa_strategy: str | None) -> tuple[int, int, float, str]:
-    """`condense`'s defaults for unset values: the paper's loops for DC (one outer step and no
-    inner loop for DM), each method's image learning rate and DSA strategy."""
+def resolve_settings(ipc: int, method: str, **given) -> dict:
+    """`condense`'s values for the settings in `given` left None (or not given): the method's
+    defaults (METHOD_DEFAULTS) and the paper's loops for DC (one outer step and no inner loop for DM).
+    Returns init, iterations, batch_real, outer_loop, inner_loop, lr_img and dsa_strategy."""
     if method not in METHODS:
         raise ValueError(f"method={method!r} is not a condensation method; valid: {', '.join(METHODS)}")
-    if method == "dc" and (outer_loop is None or inner_loop is None) and ipc not in PAPER_LOOPS:
+    loops_given = given.get("outer_loop") is not None and given.get("inner_loop") is not None
+    if method == "dc" and not loops_given and ipc not in PAPER_LOOPS:
         raise ValueError(f"ipc={ipc!r} has no paper loops (known: {sorted(PAPER_LOOPS)}); pass outer_loop/inner_loop")
-    paper = PAPER_LOOPS.get(ipc, (1, 0)) if method == "dc" else (1, 0)
-    defaults = METHOD_DEFAULTS[method]
-    return (paper[0] if outer_loop is None else outer_loop, paper[1] if inner_loop is None else inner_loop,
-            defaults["lr_img"] if lr_img is None else lr_img,
-            defaults["dsa_strategy"] if dsa_strategy is None else dsa_strategy)
+    outer, inner = PAPER_LOOPS.get(ipc, (1, 0)) if method == "dc" else (1, 0)
+    defaults = {**METHOD_DEFAULTS[method], "outer_loop": outer, "inner_loop": inner}
+    return {k: default if given.get(k) is None else given[k] for k, default in defaults.items()}
 
 
 def check_settings(train: data.Split, ipc: int, *, method: str, init: str, iterations: int, batch_real: int,
@@ -183,9 +185,10 @@ def check_data(train: data.Split) -> None:
     check_labels("train.labels", train.labels, train.num_classes, len(train.images))
 
 
-def condense(train: data.Split, ipc: int, *, method: str = "dc", init: str = "real", iterations: int = 1000,
-             batch_real: int = 256, outer_loop: int | None = None, inner_loop: int | None = None,
-             lr_img: float | None = None, lr_net: float = 0.01, batch_train: int = 256, snapshots: int = 0,
+def condense(train: data.Split, ipc: int, *, method: str = "dc", init: str | None = None,
+             iterations: int | None = None, batch_real: int | None = None, outer_loop: int | None = None,
+             inner_loop: int | None = None, lr_img: float | None = None, lr_net: float = 0.01,
+             batch_train: int = 256, snapshots: int = 0,
              dsa_strategy: str | None = None, seed: int = 0, arch_kwargs: dict | None = None,
              desc: str | None = None, on_outer_step: OuterStepHook | None = None) -> dict:
     """Condense `train` to `ipc` synthetic images per class with DC (Algorithm 1) or DM.
@@ -194,10 +197,12 @@ def condense(train: data.Split, ipc: int, *, method: str = "dc", init: str = "re
         train: the real data (normalised images, int labels).
         ipc: synthetic images per class.
         method: "dc" (gradient matching) or "dm" (distribution matching).
-        init: "real" (random real images of each class) or "noise" (standard normal).
-        iterations: outer iterations, each with a freshly initialised ConvNet.
+        init: "real" (random real images of each class) or "noise" (standard normal); default
+            the method's (DC noise, DM real).
+        iterations: outer iterations, each with a freshly initialised ConvNet (default the
+            method's: DC 1000, DM 20000).
         batch_real: real images per class per matching step (drawn without replacement;
-            at most the smallest class's size).
+            at most the smallest class's size; default 256).
         outer_loop: matching steps per iteration (default: the paper's for this ipc for DC,
             1 for DM); each takes one step on the images.
         inner_loop: epochs the network trains on the synthetic set after each outer step
@@ -222,11 +227,12 @@ def condense(train: data.Split, ipc: int, *, method: str = "dc", init: str = "re
         class and outer step, per iteration, as the official code logs it), "seconds",
         "snapshots", "snapshot_iters", and the settings used}.
     """
-    outer_loop, inner_loop, lr_img, dsa_strategy = resolve_settings(ipc, method, outer_loop, inner_loop, lr_img,
-                                                                    dsa_strategy)
-    settings = {"method": method, "init": init, "iterations": iterations, "batch_real": batch_real,
-                "outer_loop": outer_loop, "inner_loop": inner_loop, "lr_img": lr_img, "lr_net": lr_net,
-                "batch_train": batch_train, "snapshots": snapshots, "dsa_strategy": dsa_strategy}
+    resolved = resolve_settings(ipc, method, init=init, iterations=iterations, batch_real=batch_real,
+                                outer_loop=outer_loop, inner_loop=inner_loop, lr_img=lr_img, dsa_strategy=dsa_strategy)
+    settings = {"method": method, **resolved, "lr_net": lr_net, "batch_train": batch_train, "snapshots": snapshots}
+    init, iterations, batch_real = settings["init"], settings["iterations"], settings["batch_real"]
+    outer_loop, inner_loop, lr_img, dsa_strategy = (settings[k] for k in ("outer_loop", "inner_loop", "lr_img",
+                                                                           "dsa_strategy"))
     check_settings(train, ipc, **settings)
     # seed_everything also seeds numpy, which takes only [0, 2**32)
     require("seed", seed, seed_ok(seed, NUMPY_SEEDS), seed_range(NUMPY_SEEDS))

@@ -10,6 +10,7 @@ training on the same data share the same cached models.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pandas as pd
@@ -19,7 +20,7 @@ from . import data, schemas, versions
 from .cache import load_or_build
 from .condensation import METHOD_DEFAULTS, SETTING_KEYS, condense, resolve_settings
 from .model_runs import train_models
-from .profiles import budget
+from .profiles import get
 from .references import DC_FASHION_ACCURACY
 from .stats import pm
 
@@ -33,7 +34,7 @@ def condense_settings(profile: str, ipc: int, *, side: bool = False, **overrides
     """The profile's condensation settings for `ipc`: `condense`'s keyword arguments, all of
     SETTING_KEYS, with the paper's loops and each method's defaults filled in. `side=True`
     gives the profile's side experiment at this ipc (DC beside the main method)."""
-    cfg = budget(profile, "condense")
+    cfg = get(profile).condense
     per_ipc = cfg.side if side else cfg.per_ipc
     if ipc not in per_ipc:
         what = "side-experiment" if side else "condensation"
@@ -41,13 +42,13 @@ def condense_settings(profile: str, ipc: int, *, side: bool = False, **overrides
     unknown = set(overrides) - set(SETTING_KEYS)
     if unknown:
         raise ValueError(f"unknown condensation settings {sorted(unknown)}; valid: {', '.join(SETTING_KEYS)}")
-    settings = {**cfg.common, **per_ipc[ipc], **{k: v for k, v in overrides.items() if v is not None}}
+    run = {k: v for k, v in dataclasses.asdict(per_ipc[ipc]).items() if v is not None}
+    settings = {"lr_net": cfg.lr_net, "batch_train": cfg.batch_train, "snapshots": cfg.snapshots, **run,
+                **{k: v for k, v in overrides.items() if v is not None}}
     if settings["method"] not in METHOD_DEFAULTS:
         raise ValueError(f"method={settings['method']!r} is not a condensation method; "
                          f"valid: {', '.join(METHOD_DEFAULTS)}")
-    loops = resolve_settings(ipc, settings["method"], settings.get("outer_loop"), settings.get("inner_loop"),
-                             settings.get("lr_img"), settings.get("dsa_strategy"))
-    settings.update(zip(("outer_loop", "inner_loop", "lr_img", "dsa_strategy"), loops))
+    settings.update(resolve_settings(ipc, **settings))
     return {key: settings[key] for key in SETTING_KEYS}
 
 
@@ -101,7 +102,7 @@ def evaluation_settings(profile: str, ipc: int | None = None) -> dict:
     random-real sets: DC's protocol (SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch
     256, lr x0.1 at the midpoint, 300 epochs, no augmentation); the profile sets the number
     of models and the epochs per ipc (without `ipc`: those of ipc 10)."""
-    cfg = budget(profile, "evaluate")
+    cfg = get(profile).evaluate
     key = EVAL_DEFAULT_IPC if ipc is None else ipc
     if key not in cfg.epochs:
         raise ValueError(f"ipc={ipc!r}: profile {profile!r} has no evaluation epochs for it; "
@@ -114,20 +115,20 @@ def evaluation_settings(profile: str, ipc: int | None = None) -> dict:
 def whole_settings(profile: str) -> dict:
     """`train_models` keyword arguments of the whole-training-set ConvNets: DC's optimiser and
     schedule for the profile's `whole_epochs`, `whole_models` models."""
-    cfg = budget(profile, "evaluate")
+    cfg = get(profile).evaluate
     return {**evaluation_settings(profile), "n_models": cfg.whole_models, "epochs": cfg.whole_epochs}
 
 
 def scoring_split(profile: str, seed: int = 0) -> data.Split:
     """The FashionMNIST test images the study scores on: all 10,000, or (smoke runs) a
     stratified part of the profile's `test_images`."""
-    cfg, test = budget(profile, "evaluate"), data.load("fashion", False)
+    cfg, test = get(profile).evaluate, data.load("fashion", False)
     return data.stratified_subset(test, cfg.test_images, seed) if cfg.test_images else test
 
 
 def whole_data(profile: str, seed: int = 0) -> data.Split:
     """The training split of the upper bound: all 60,000 images or the profile's `whole_images`."""
-    cfg, train = budget(profile, "evaluate"), data.load("fashion", True)
+    cfg, train = get(profile).evaluate, data.load("fashion", True)
     return data.stratified_subset(train, cfg.whole_images, seed) if cfg.whole_images else train
 
 
@@ -139,7 +140,7 @@ def whole_models(profile: str, seed: int = 0) -> list[dict]:
                         seed=seed, **whole_settings(profile))
 
 
-def summarize(runs: list[dict], seconds: float = 0.0) -> dict:
+def accuracy_summary(runs: list[dict], seconds: float = 0.0) -> dict:
     """Final test accuracy of `train_models` results: {"accs", "mean", "std" (sample std over
     models, ddof 1; 0 for one model), "n_models", "seconds", "train_loss" (per model, per epoch)}."""
     accs = torch.tensor([r["test_acc"] for r in runs], dtype=torch.float64)
@@ -151,11 +152,11 @@ def summarize(runs: list[dict], seconds: float = 0.0) -> dict:
 def score_models(images: torch.Tensor, labels: torch.Tensor, *, tag: dict, settings: dict,
                  test: tuple[torch.Tensor, torch.Tensor], seed: int = 0) -> dict:
     """Train `settings["n_models"]` fresh networks on (images, labels) with
-    `model_runs.train_models` (cached) and `summarize` them; "seconds" is this call's wall
+    `model_runs.train_models` (cached) and `accuracy_summary` them; "seconds" is this call's wall
     time (about 0 when cached)."""
     start = time.perf_counter()
     runs = train_models(images, labels, tag=tag, test=test, seed=seed, **settings)
-    return summarize(runs, time.perf_counter() - start)
+    return accuracy_summary(runs, time.perf_counter() - start)
 
 
 def _row(method: str, ipc: int | None, init: str, profile: str, settings: dict, score: dict) -> dict:
@@ -189,12 +190,12 @@ def evaluate_all(profile: str, seed: int = 0) -> tuple[pd.DataFrame, dict]:
     n_models, epochs, mean, std (test accuracy %, over models), seconds. Also the scores
     by (method, ipc) with the per-model training losses."""
     rows, scores = [], {}
-    for ipc in budget(profile, "evaluate").ipcs:
+    for ipc in get(profile).evaluate.ipcs:
         r, s = score_ipc(profile, ipc, seed)
         rows += r
         scores.update(s)
     start = time.perf_counter()
-    scores[(WHOLE, None)] = summarize(whole_models(profile, seed), time.perf_counter() - start)
+    scores[(WHOLE, None)] = accuracy_summary(whole_models(profile, seed), time.perf_counter() - start)
     rows.append(_row(WHOLE, None, "-", profile, whole_settings(profile), scores[(WHOLE, None)]))
     return pd.DataFrame(rows), scores
 

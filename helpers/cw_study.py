@@ -1,7 +1,7 @@
 """Notebook 05's study: Carlini & Wagner's attacks against notebook 04's networks.
 
 One public function per step: the attacked images (`attack_images`), the attack instances
-(`plan`), the attacks' results cached per network and attack (`run`), C&W's best / average /
+(`attack_instances`), the attacks' results cached per network and attack (`run`), C&W's best / average /
 worst case per image (`cases`), mean, median and a bootstrap confidence interval of the mean
 over images (`summary`), paired comparisons with the undistilled network (`versus_undistilled`),
 the FGSM check of gradient masking (`fgsm_masking`) and the conclusion's sentences
@@ -25,7 +25,7 @@ from torch import nn
 from . import attacks, cw, distillation_study, schemas
 from .cache import load_or_build
 from .data import mnist_splits
-from .profiles import PROFILES, budget, differences
+from .profiles import PROFILES, differences, get
 from .references import CW_DISTILLED_BEST, CW_TABLE_IV
 from .training import evaluate, predict
 
@@ -43,7 +43,7 @@ MASKING_L2_SUCCESS = 0.9  # ... while targeted C&W L2 still breaks at least this
 
 def networks(profile: str, seed: int = 0) -> dict[str, nn.Module]:
     """Notebook 04's networks after its largest epoch count, by name (trained if the cache lacks them)."""
-    epochs = max(budget(profile, "distill").epochs)
+    epochs = max(get(profile).distill.epochs)
     return {name: distillation_study.network(profile, role, t, epochs, seed)
             for name, role, t in distillation_study.model_specs(profile)}
 
@@ -52,8 +52,8 @@ def attack_images(profile: str, nets: dict[str, nn.Module], seed: int = 0) -> di
     """The first `n_images` MNIST test images that every network classifies correctly (so that
     every attack starts from a correct prediction). Returns {"index" (positions in the test
     set), "x", "y", "scanned" (test images looked at to find them)}."""
-    n = budget(profile, "cw").n_images
-    dcfg = budget(profile, "distill")
+    n = get(profile).cw.n_images
+    dcfg = get(profile).distill
     x, y = mnist_splits(dcfg.n_train, dcfg.n_val, seed, dcfg.n_test)["test"]
     correct = torch.stack([predict(net, x).argmax(1) == y for net in nets.values()]).all(0)
     index = torch.nonzero(correct).flatten()[:n]
@@ -71,7 +71,7 @@ def average_targets(labels: torch.Tensor, seed: int) -> torch.Tensor:
 
 def _all_targets_for(profile: str) -> dict[str, dict[str, bool]]:
     """Per network name, whether L2 and L0 attack all nine targets; unknown names in the profile fail."""
-    cfg = budget(profile, "cw")
+    cfg = get(profile).cw
     specs = distillation_study.model_specs(profile)
     names, roles = [n for n, _, _ in specs], [r for _, r, _ in specs]
     for setting, given, valid in (("l2_all_targets", cfg.l2_all_targets, roles),
@@ -87,7 +87,7 @@ def _all_targets_for(profile: str) -> dict[str, dict[str, bool]]:
             for name, role, _ in specs}
 
 
-def plan(profile: str, labels: torch.Tensor) -> pd.DataFrame:
+def attack_instances(profile: str, labels: torch.Tensor) -> pd.DataFrame:
     """One row per attack instance: model, attack, image (position among the attacked images),
     label, target (the true label for the untargeted attack), `average` (the image's
     average-case target, or the untargeted attack) and `all_targets` (the image is attacked with
@@ -95,7 +95,7 @@ def plan(profile: str, labels: torch.Tensor) -> pd.DataFrame:
     on the networks whose role is in `l2_all_targets`) and, untargeted, every image; L0 attacks
     the first `l0_images` with their average-case target and, on the networks in
     `l0_all_targets`, the first `l0_all_images` with all targets."""
-    cfg = budget(profile, "cw")
+    cfg = get(profile).cw
     all_targets = _all_targets_for(profile)
     avg = average_targets(labels, cfg.seed).tolist()
     labels = labels.tolist()
@@ -115,7 +115,7 @@ def plan(profile: str, labels: torch.Tensor) -> pd.DataFrame:
 def attack_settings(profile: str, attack: str) -> dict:
     """Keyword arguments of the `cw` function behind `attack` under `profile` (the rest are C&W's
     defaults). `batch_size` changes the speed only: each instance runs on its own."""
-    cfg = budget(profile, "cw")
+    cfg = get(profile).cw
     if attack == "L0":
         return {"max_iter": cfg.l0_max_iter, "batch_size": cfg.batch_size}
     return {"c_init": cfg.c_init, "binary_search_steps": cfg.binary_search_steps, "max_iter": cfg.max_iter,
@@ -125,9 +125,9 @@ def attack_settings(profile: str, attack: str) -> dict:
 def _attack_key(profile: str, name: str, attack: str, image_index: list[int], targets: list[int],
                 seed: int) -> dict:
     spec = {n: (role, t) for n, role, t in distillation_study.model_specs(profile)}[name]
-    epochs = max(budget(profile, "distill").epochs)
+    epochs = max(get(profile).distill.epochs)
     settings = {k: v for k, v in attack_settings(profile, attack).items() if k != "batch_size"}
-    return {"model": distillation_study.model_key(profile, *spec, epochs, seed), "attack": attack,
+    return {"model": distillation_study.network_key(profile, *spec, epochs, seed), "attack": attack,
             "test_images": image_index, "targets": targets, "settings": settings}
 
 
@@ -144,11 +144,11 @@ def run(profile: str, nets: dict[str, nn.Module], images: dict, instances: pd.Da
         profile: the settings (`attack_settings`) and the networks' identity in the cache keys.
         nets: the networks by name (`networks`).
         images: the attacked images (`attack_images`).
-        instances: the attack instances (`plan`): model, attack, image, target, ...
+        instances: the attack instances (`attack_instances`): model, attack, image, target, ...
         seed: the networks' training seed (part of the cache keys).
 
     Results are cached per network and attack, keyed by the network, the test images, the targets
-    and the attack's settings. Returns the plan with the columns success, l2, l0, linf and
+    and the attack's settings. Returns the instances with the columns success, l2, l0, linf and
     iterations (model evaluations per instance), and the adversarials aligned with its rows (NaN
     where the attack failed)."""
     out = instances.copy()
@@ -246,7 +246,7 @@ def versus_undistilled(per_case: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
 def fgsm_masking(profile: str, nets: dict[str, nn.Module], seed: int = 0) -> pd.DataFrame:
     """FGSM accuracy of every network on the first `fgsm_images` test images, at eps 0 (clean)
     and each of `fgsm_eps`: model, eps, accuracy, images."""
-    cfg, dcfg = budget(profile, "cw"), budget(profile, "distill")
+    cfg, dcfg = get(profile).cw, get(profile).distill
     x, y = mnist_splits(dcfg.n_train, dcfg.n_val, seed, dcfg.n_test)["test"]
     x, y = x[:cfg.fgsm_images], y[:cfg.fgsm_images]
     rows = [{"model": name, "eps": eps, "accuracy": evaluate(net, attacks.fgsm(net, x, y, eps), y)[0],

@@ -4,9 +4,6 @@ each trained on demand and cached on disk, and the table notebook 04 saves. The 
 
 from __future__ import annotations
 
-import dataclasses
-import json
-
 import pandas as pd
 from torch import nn
 
@@ -14,7 +11,7 @@ from . import schemas
 from .cache import cache_path, load_or_build
 from .data import mnist_splits
 from .distillation import check_temperature, soft_labels, train_at_temperature
-from .profiles import budget
+from .profiles import get
 from .training import load_model
 from .validation import is_int
 
@@ -24,22 +21,17 @@ ROLES = ("undistilled", "teacher", "student")
 def settings(profile: str) -> dict:
     """The training settings of `profile`'s distill section, as `train_at_temperature` takes them
     (and as they enter the networks' cache keys)."""
-    cfg = budget(profile, "distill")
+    cfg = get(profile).distill
     return {"n_train": cfg.n_train, "n_val": cfg.n_val, "n_train_eval": cfg.n_train_eval, "n_test": cfg.n_test,
             "lr": cfg.lr, "momentum": cfg.momentum, "nesterov": True, "weight_decay": cfg.weight_decay,
             "batch_size": cfg.batch_size, "dropout": cfg.dropout, "max_epochs": max(cfg.epochs),
             "optimizer": cfg.optimizer}
 
 
-def model_key(profile: str, role: str, temperature: float, epochs: int, seed: int = 0) -> dict:
-    """What identifies one trained network of the study (part of the cache keys of anything built from
-    it), JSON-shaped (lists, not tuples) as keys are stored."""
-    distill = json.loads(json.dumps(dataclasses.asdict(budget(profile, "distill"))))
-    return {"role": role, "temperature": float(temperature), "epochs": epochs, "seed": seed, "distill": distill}
 
 
 def _check(profile: str, role: str, temperature: float, epochs: int) -> None:
-    cfg = budget(profile, "distill")
+    cfg = get(profile).distill
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; valid: {', '.join(ROLES)}")
     if role == "undistilled":
@@ -56,11 +48,18 @@ def _check(profile: str, role: str, temperature: float, epochs: int) -> None:
         raise ValueError(f"epochs={epochs!r} is not trained in profile {profile!r}; valid: {cfg.epochs}")
 
 
+def network_key(profile: str, role: str, temperature: float, epochs: int, seed: int = 0) -> dict:
+    """What identifies one trained network of the study (and joins the keys of what is built from
+    it, e.g. attacks): its training settings, seed, temperature, role and epoch count."""
+    return {"settings": settings(profile), "seed": seed, "temperature": float(temperature), "role": role,
+            "epochs": epochs}
+
+
 def _run_key(profile: str, role: str, temperature: float, epochs: int, seed: int) -> dict:
     """Cache key of one training run: baseline and teachers are one run per temperature (checkpointed
-    at every epoch count), students one run per epoch count."""
-    key = {"settings": settings(profile), "seed": seed, "temperature": float(temperature), "role": role}
-    return {**key, "epochs": epochs} if role == "student" else key
+    at every epoch count, so their key has no epochs), students one run per epoch count."""
+    key = network_key(profile, role, temperature, epochs, seed)
+    return key if role == "student" else {k: v for k, v in key.items() if k != "epochs"}
 
 
 def is_trained(profile: str, role: str, temperature: float, epochs: int, seed: int = 0) -> bool:
@@ -79,7 +78,7 @@ def trained(profile: str, role: str, temperature: float, epochs: int, seed: int 
     "test_acc", "mean_abs_logit", "mean_l1_logits", "mean_logit_range"}.
     """
     _check(profile, role, temperature, epochs)
-    cfg = budget(profile, "distill")
+    cfg = get(profile).distill
     s = settings(profile)
     splits = mnist_splits(s["n_train"], s["n_val"], seed, s["n_test"])
 
@@ -109,14 +108,14 @@ def trained(profile: str, role: str, temperature: float, epochs: int, seed: int 
 def network(profile: str, role: str, temperature: float, epochs: int, seed: int = 0) -> nn.Module:
     """The deployed (T = 1) pixel-space network of `trained(...)`, in eval mode."""
     record = trained(profile, role, temperature, epochs, seed)
-    return load_model("mnistnet", record["state_dict"], {"dropout": budget(profile, "distill").dropout})
+    return load_model("mnistnet", record["state_dict"], {"dropout": get(profile).distill.dropout})
 
 
 def model_specs(profile: str) -> list[tuple[str, str, float]]:
     """(name, role, temperature) of every network of the study: the undistilled baseline,
     then teacher and student at each of the profile's temperatures."""
     specs = [("undistilled", "undistilled", 1.0)]
-    for t in budget(profile, "distill").temperatures:
+    for t in get(profile).distill.temperatures:
         specs += [(f"teacher T={t:g}", "teacher", float(t)), (f"student T={t:g}", "student", float(t))]
     return specs
 
@@ -125,7 +124,7 @@ def table(profile: str, seed: int = 0) -> tuple[pd.DataFrame, dict]:
     """Every network of the study at every epoch count, trained on demand: a tidy table (model,
     role, temperature, epochs, test and final validation accuracy, logit magnitudes, n_train,
     seed) and the records of `trained` keyed by (model, epochs) for the learning curves."""
-    cfg = budget(profile, "distill")
+    cfg = get(profile).distill
     records = {(name, e): trained(profile, role, t, e, seed)
                for e in cfg.epochs for name, role, t in model_specs(profile)}
     rows = [{"model": name, "role": r["role"], "temperature": r["temperature"], "epochs": e, "test_acc": r["test_acc"],

@@ -1,21 +1,26 @@
-"""Named compute budgets: one typed, documented settings object per study section.
+"""Named compute budgets: a `Profile` holds one typed, documented settings object per study.
 
-Each section is a frozen dataclass whose defaults are the papers' settings, so the
-`paper` profile is the defaults themselves; `default` (the committed report, a 2-core
-CPU) and `smoke` (seconds, for the tests) are written as the overrides they are, and
-`differences("default")` lists exactly what the default profile reduces. Notebooks read
-a section with `budget(profile, section)`.
+Each section is a frozen dataclass whose defaults are the papers' settings, read from the
+methods' own signatures and objects where a method has them (so a paper value is written once),
+so the `paper` profile is the defaults themselves; `default` (the committed report, a 2-core
+CPU) and `smoke` (minutes, for the tests) are written as the overrides they are, and
+`differences("default")` lists exactly what the default profile reduces. Code reads a section
+as `get(profile).condense`, `get(profile).robustness`, ... (typed: editors complete its fields).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import types
 import typing
 from dataclasses import dataclass, field
 
 import pandas as pd
+
+from . import condensation, cw, model_runs
+from .backdoor import BadNets, Doorping
 
 DEFAULT_PROFILE = "default"
 
@@ -25,6 +30,11 @@ def _f(default, doc: str):
     if isinstance(default, dict | list):
         return field(default_factory=lambda: type(default)(default), metadata={"doc": doc})
     return field(default=default, metadata={"doc": doc})
+
+
+def _default(fn, name: str):
+    """The default of `fn`'s keyword argument `name`: a method's own value, not a copy of it."""
+    return inspect.signature(fn).parameters[name].default
 
 
 def _matches(value, hint) -> bool:
@@ -66,22 +76,33 @@ class Datasets(Section):
 
 
 @dataclass(frozen=True)
+class CondenseRun(Section):
+    """One condensation of notebook 01; None means the method's own default (`condensation.METHOD_DEFAULTS`,
+    the paper's loops `condensation.PAPER_LOOPS`)."""
+    method: str = _f("dc", "dc (gradient matching) or dm (distribution matching)")
+    init: str | None = _f(None, "noise or real (None: the method's, DC noise, DM real)")
+    iterations: int | None = _f(None, "outer iterations of Alg. 1 (DM: of main_DM.py); None: the method's")
+    batch_real: int | None = _f(None, "real images per class per step; None: the method's")
+    outer_loop: int | None = _f(None, "outer steps per iteration; None: the paper's loops for DC, 1 for DM")
+    inner_loop: int | None = _f(None, "inner-loop steps per outer step; None: the paper's loops for DC, 0 for DM")
+    lr_img: float | None = _f(None, "image learning rate; None: the method's (DC 0.1, DM 1.0)")
+    dsa_strategy: str | None = _f(None, "DSA augmentation; None: the method's (DC none, DM "
+                                        "color_crop_cutout_flip_scale_rotate)")
+
+
+@dataclass(frozen=True)
 class Condense(Section):
     """Notebook 01: dataset condensation (DC, Zhao, Mopuri & Bilen 2021; DM, Zhao & Bilen 2023)."""
     ipcs: tuple[int, ...] = _f((1, 10, 50), "images per class to condense to")
     measure_cost: bool = _f(True, "time one iteration with the paper's settings at each ipc")
-    common: dict[str, int | float] = _f({"lr_net": 0.01, "batch_train": 256, "snapshots": 6},
-                                        "settings shared by every ipc: lr_net (inner-loop SGD), batch_train "
-                                        "(inner-loop batch), snapshots (copies kept for the evolution figure)")
-    per_ipc: dict[int, dict[str, int | float | str]] = _f(
-        {ipc: {"method": "dc", "init": "noise", "iterations": 1000, "batch_real": 256} for ipc in (1, 10, 50)},
-        "per ipc: method (dc/dm), init (noise/real), iterations (outer iterations of Alg. 1; DM: of main_DM.py), "
-        "batch_real (real images per class per step); optional outer_loop/inner_loop (default: the paper's "
-        "loops for DC, 1/0 for DM), lr_img (default 0.1 DC, 1.0 DM), dsa_strategy (default: none for DC, "
-        "DM's color_crop_cutout_flip_scale_rotate for DM)")
-    side: dict[int, dict[str, int | float | str]] = _f(
-        {}, "side experiment of notebook 01: per ipc, settings (as per_ipc) of a second condensation beside the "
-            "main one, evaluated the same way (none in paper: DC is the main method at every ipc)")
+    lr_net: float = _f(_default(condensation.condense, "lr_net"), "inner-loop SGD learning rate")
+    batch_train: int = _f(_default(condensation.condense, "batch_train"), "inner-loop batch")
+    snapshots: int = _f(6, "copies of the images kept for the evolution figure")
+    per_ipc: dict[int, CondenseRun] = _f({ipc: CondenseRun() for ipc in (1, 10, 50)},
+                                         "per ipc: the condensation run (method and its settings)")
+    side: dict[int, CondenseRun] = _f(
+        {}, "side experiment of notebook 01: per ipc, a second condensation beside the main one, evaluated "
+            "the same way (none in paper: DC is the main method at every ipc)")
 
 
 @dataclass(frozen=True)
@@ -89,11 +110,12 @@ class Evaluate(Section):
     """Notebook 02: DC's evaluation protocol (fresh ConvNets trained on each set)."""
     n_models: int = _f(20, "ConvNets trained per set (DC: 20 models x 5 experiments)")
     epochs: dict[int, int] = _f({1: 300, 10: 300, 50: 300}, "training epochs per ipc")
-    lr: float = _f(0.01, "SGD learning rate")
-    momentum: float = _f(0.9, "SGD momentum")
-    weight_decay: float = _f(5e-4, "SGD weight decay")
-    batch_size: int = _f(256, "training batch size")
-    decay_at: tuple[float, ...] = _f((0.5,), "fractions of training where the learning rate drops x0.1")
+    lr: float = _f(_default(model_runs.train_models, "lr"), "SGD learning rate")
+    momentum: float = _f(_default(model_runs.train_models, "momentum"), "SGD momentum")
+    weight_decay: float = _f(_default(model_runs.train_models, "weight_decay"), "SGD weight decay")
+    batch_size: int = _f(_default(model_runs.train_models, "batch_size"), "training batch size")
+    decay_at: tuple[float, ...] = _f(_default(model_runs.train_models, "decay_at"),
+                                     "fractions of training where the learning rate drops x0.1")
     ipcs: tuple[int, ...] = _f((1, 10, 50), "images per class evaluated")
     test_images: int | None = _f(None, "test images scored (None: all 10,000)")
     whole_models: int = _f(3, "ConvNets trained on the whole training set (upper bound)")
@@ -102,7 +124,7 @@ class Evaluate(Section):
 
 
 @dataclass(frozen=True)
-class Fgsm(Section):
+class Robustness(Section):
     """Notebook 03: FGSM (Goodfellow et al. 2015) and PGD (Madry et al. 2018) on LeNets and ConvNets."""
     seeds: int = _f(5, "LeNets trained per training set")
     ipcs: tuple[int, ...] = _f((10, 50), "condensed / random-subset sizes (images per class)")
@@ -148,9 +170,11 @@ class Cw(Section):
     """Notebook 05: Carlini & Wagner's L2 and L0 attacks (2017) against distilled networks."""
     n_images: int = _f(1000, "test images attacked: the first n that every network classifies correctly")
     batch_size: int = _f(1000, "attack instances (image, target) optimised side by side; speed only")
-    c_init: float = _f(1e-3, "L2: the constant c of the first run (x10 until the first success, then bisection)")
-    binary_search_steps: int = _f(9, "L2: optimisation runs per instance, each with the next constant c")
-    max_iter: int = _f(10000, "L2: Adam iterations per run, at most (runs abort early)")
+    c_init: float = _f(_default(cw.cw_l2, "c_init"),
+                       "L2: the constant c of the first run (x10 until the first success, then bisection)")
+    binary_search_steps: int = _f(_default(cw.cw_l2, "binary_search_steps"),
+                                  "L2: optimisation runs per instance, each with the next constant c")
+    max_iter: int = _f(_default(cw.cw_l2, "max_iter"), "L2: Adam iterations per run, at most (runs abort early)")
     l2_all_targets: tuple[str, ...] = _f(("undistilled", "teacher", "student"),
                                          "L2: roles of the networks attacked with all nine wrong targets (best / "
                                          "average / worst case); the others with the average case's target only")
@@ -158,7 +182,8 @@ class Cw(Section):
     l0_all_targets: tuple[str, ...] | None = _f(None, "L0: networks (by name) also attacked with all nine targets "
                                                       "(best / worst case); None: every network")
     l0_all_images: int = _f(1000, "L0: the first n attacked images that get all nine targets on those networks")
-    l0_max_iter: int = _f(1000, "L0: Adam iterations per constant before c doubles (l0_attack.py: 1000)")
+    l0_max_iter: int = _f(_default(cw.cw_l0, "max_iter"),
+                          "L0: Adam iterations per constant before c doubles (l0_attack.py: 1000)")
     fgsm_eps: tuple[float, ...] = _f((0.05, 0.1, 0.2, 0.3), "FGSM budgets of the gradient-masking check, [0, 1] pixels")
     fgsm_images: int = _f(10000, "test images of that check")
     seed: int = _f(0, "seed of the average case's random targets")
@@ -167,23 +192,16 @@ class Cw(Section):
 @dataclass(frozen=True)
 class Backdoor(Section):
     """Notebook 06: BadNets (Gu et al. 2017) and DOORPING (Liu et al. 2023) backdoors through condensation."""
-    target: int = _f(0, "all-to-one target class")
-    size: int = _f(3, "trigger side (pixels)")
-    value: float = _f(1.0, "BadNets trigger pixel value, [0, 1]")
-    corner: str = _f("bottom-right", "trigger corner")
-    margin: int = _f(1, "pixels between trigger and image border")
-    poison_seed: int = _f(0, "seed of the choice of poisoned images")
+    trigger: BadNets = _f(BadNets(), "BadNets' trigger and poisoning (target class, patch size, value, corner, "
+                                     "margin, seed of the poisoned images); its rate is set per condition")
     rates: tuple[float, ...] = _f((0.01, 0.05, 0.1), "poison rates (fraction of training images)")
     ipcs: tuple[int, ...] = _f((10, 50), "condensed set sizes")
     condensed_rates: dict[int, tuple[float, ...]] = _f({10: (0.01, 0.05, 0.1), 50: (0.01, 0.05, 0.1)},
                                                        "BadNets poison rates condensed, per ipc")
     doorping_rates: dict[int, tuple[float, ...]] = _f({10: (0.01, 0.05, 0.1), 50: (0.01, 0.05, 0.1)},
                                                       "poison rates condensed with DOORPING, per ipc")
-    doorping_lr: float = _f(0.08, "DOORPING: Adam learning rate of the trigger update (Liu et al.'s code)")
-    doorping_max_steps: int = _f(1000, "DOORPING: Adam steps per trigger update at most (their code: 1000)")
-    doorping_alpha: float = _f(10.0, "DOORPING: target activation as a multiple of the neuron's starting one")
-    doorping_stop_loss: float = _f(0.5, "DOORPING: early stop when the squared error to the target is below")
-    doorping_seed: int = _f(0, "DOORPING: seed of the random initial trigger")
+    doorping: Doorping = _f(Doorping(), "DOORPING's trigger update (Adam lr, steps per update, target activation "
+                                        "multiple alpha, early-stop loss, seed of the initial trigger)")
     doorping_full_archs: tuple[str, ...] = _f(("lenet", "convnet"),
                                               "architectures also trained on the whole DOORPING-poisoned data")
     condense_seeds: tuple[int, ...] = _f((0, 1, 2), "condensation seeds per poisoned set")
@@ -201,27 +219,39 @@ class Backdoor(Section):
     test_images: int | None = _f(None, "test images (None: all 10,000)")
 
 
-SECTIONS: dict[str, type[Section]] = {"datasets": Datasets, "condense": Condense, "evaluate": Evaluate,
-                                      "fgsm": Fgsm, "distill": Distill, "cw": Cw, "backdoor": Backdoor}
+@dataclass(frozen=True)
+class Profile:
+    """One named budget: a typed settings section per study (notebook 00 to 06)."""
+    name: str
+    datasets: Datasets
+    condense: Condense
+    evaluate: Evaluate
+    robustness: Robustness
+    distill: Distill
+    cw: Cw
+    backdoor: Backdoor
+
+
+SECTIONS: dict[str, type[Section]] = {k: v for k, v in typing.get_type_hints(Profile).items() if k != "name"}
 PAPER = {name: cls() for name, cls in SECTIONS.items()}
 
 # The committed report's budgets on a 2-core CPU: only what differs from the papers.
 DEFAULT_OVERRIDES: dict[str, dict] = {
-    "fgsm": {"seeds": 3, "lenet_full_epochs": 20, "lenet_epochs": {10: 200, 50: 100}, "curve_images": 1000,
+    "robustness": {"seeds": 3, "lenet_full_epochs": 20, "lenet_epochs": {10: 200, 50: 100}, "curve_images": 1000,
              "curve_points": 25, "pgd_images": 1000, "pgd_steps": 10, "convnet_ipcs": (10,),
              "convnet_fgsm_images": 500, "convnet_pgd_images": 100, "convnet_pgd_steps": 5,
              "batch_size": 500, "matched_check_every": 2},
-    "condense": {"per_ipc": {1: {"method": "dc", "init": "real", "iterations": 150, "batch_real": 128},
-                             10: {"method": "dm", "init": "real", "iterations": 400, "batch_real": 256},
-                             50: {"method": "dm", "init": "real", "iterations": 200, "batch_real": 256}},
-                 "side": {10: {"method": "dc", "init": "real", "iterations": 4, "batch_real": 64}}},
+    "condense": {"per_ipc": {1: CondenseRun("dc", init="real", iterations=150, batch_real=128),
+                             10: CondenseRun("dm", init="real", iterations=400, batch_real=256),
+                             50: CondenseRun("dm", init="real", iterations=200, batch_real=256)},
+                 "side": {10: CondenseRun("dc", init="real", iterations=4, batch_real=64)}},
     "evaluate": {"n_models": 5, "whole_models": 2, "whole_epochs": 6},
     "distill": {"n_train_eval": 2000, "epochs": (10, 20), "optimizer": "adam", "lr": 1e-3},
     "cw": {"n_images": 100, "batch_size": 300, "c_init": 1e-2, "binary_search_steps": 4, "max_iter": 1000,
            "l2_all_targets": ("undistilled", "student"), "l0_images": 20, "l0_all_targets": (),
            "l0_all_images": 10, "l0_max_iter": 200, "fgsm_images": 1000},
     "backdoor": {"ipcs": (10,), "condensed_rates": {10: (0.01, 0.05, 0.1)}, "doorping_rates": {10: (0.01,)},
-                 "doorping_max_steps": 100, "doorping_full_archs": ("lenet",), "condense_seeds": (0,),
+                 "doorping": Doorping(max_steps=100), "doorping_full_archs": ("lenet",), "condense_seeds": (0,),
                  "convnet_ipcs": (10,), "convnet_models": 2, "lenet_models": 2, "lenet_epochs": {10: 300},
                  "full_rates": {"lenet": (0.01, 0.05, 0.1), "convnet": (0.01,)}, "full_models": 2,
                  "full_epochs": 12},
@@ -230,17 +260,16 @@ DEFAULT_OVERRIDES: dict[str, dict] = {
 # Seconds, for the tests: the default profile shrunk further.
 SMOKE_OVERRIDES: dict[str, dict] = {
     "datasets": {"grid_per_class": 4},
-    "fgsm": {**DEFAULT_OVERRIDES["fgsm"], "seeds": 2, "eps": (0.0, 0.1, 0.3), "lenet_full_epochs": 1,
+    "robustness": {**DEFAULT_OVERRIDES["robustness"], "seeds": 2, "eps": (0.0, 0.1, 0.3), "lenet_full_epochs": 1,
              "lenet_full_images": 2000, "lenet_epochs": {10: 5, 50: 2}, "curve_images": 200, "curve_points": 5,
              "fgsm_images": 200, "pgd_images": 100, "pgd_steps": 2, "convnet_fgsm_images": 50,
              "convnet_pgd_images": 20, "convnet_pgd_steps": 1, "matched_val_images": 500},
-    "condense": {"ipcs": (1, 10), "measure_cost": False,
-                 "common": {"lr_net": 0.01, "batch_train": 256, "snapshots": 2},
-                 "per_ipc": {1: {"method": "dc", "init": "real", "iterations": 1, "batch_real": 4},
-                             10: {"method": "dm", "init": "real", "iterations": 2, "batch_real": 8},
-                             50: {"method": "dm", "init": "real", "iterations": 1, "batch_real": 8}},
-                 "side": {10: {"method": "dc", "init": "real", "iterations": 1, "batch_real": 4,
-                               "outer_loop": 2, "inner_loop": 1}}},
+    "condense": {"ipcs": (1, 10), "measure_cost": False, "snapshots": 2,
+                 "per_ipc": {1: CondenseRun("dc", init="real", iterations=1, batch_real=4),
+                             10: CondenseRun("dm", init="real", iterations=2, batch_real=8),
+                             50: CondenseRun("dm", init="real", iterations=1, batch_real=8)},
+                 "side": {10: CondenseRun("dc", init="real", iterations=1, batch_real=4, outer_loop=2,
+                                          inner_loop=1)}},
     "evaluate": {"n_models": 2, "epochs": {1: 2, 10: 1, 50: 1}, "ipcs": (1, 10), "test_images": 500,
                  "whole_models": 1, "whole_epochs": 1, "whole_images": 500},
     "distill": {**DEFAULT_OVERRIDES["distill"], "n_train": 600, "n_val": 200, "n_train_eval": 200, "n_test": 1000,
@@ -249,9 +278,9 @@ SMOKE_OVERRIDES: dict[str, dict] = {
            "l0_images": 2, "l0_all_targets": ("undistilled",), "l0_all_images": 1, "l0_max_iter": 5,
            "fgsm_eps": (0.1, 0.3), "fgsm_images": 100},
     "backdoor": {**DEFAULT_OVERRIDES["backdoor"], "rates": (0.05, 0.1), "ipcs": (1,), "condensed_rates": {1: (0.1,)},
-                 "doorping_rates": {1: (0.1,)}, "doorping_max_steps": 5, "convnet_ipcs": (1,), "convnet_models": 1,
-                 "lenet_models": 1, "lenet_epochs": {1: 2}, "full_rates": {"lenet": (0.1,)}, "full_models": 1,
-                 "full_epochs": 1, "full_images": 1000, "test_images": 500},
+                 "doorping_rates": {1: (0.1,)}, "doorping": Doorping(max_steps=5), "convnet_ipcs": (1,),
+                 "convnet_models": 1, "lenet_models": 1, "lenet_epochs": {1: 2}, "full_rates": {"lenet": (0.1,)},
+                 "full_models": 1, "full_epochs": 1, "full_images": 1000, "test_images": 500},
 }
 
 
@@ -271,11 +300,12 @@ def _replace(settings: Section, changes: dict, where: str) -> Section:
     return dataclasses.replace(settings, **changes)
 
 
-PROFILES: dict[str, dict[str, Section]] = {
-    "smoke": _override(PAPER, SMOKE_OVERRIDES, "smoke"),
-    "default": _override(PAPER, DEFAULT_OVERRIDES, "default"),
-    "paper": PAPER,
-}
+def _profile(name: str, overrides: dict[str, dict]) -> Profile:
+    return Profile(name, **_override(PAPER, overrides, name))
+
+
+PROFILES: dict[str, Profile] = {"smoke": _profile("smoke", SMOKE_OVERRIDES),
+                                "default": _profile("default", DEFAULT_OVERRIDES), "paper": _profile("paper", {})}
 
 
 def _choose(kind: str, name: str, valid) -> None:
@@ -283,25 +313,24 @@ def _choose(kind: str, name: str, valid) -> None:
         raise ValueError(f"unknown {kind} {name!r}; valid: {', '.join(sorted(valid))}")
 
 
-def budget(profile: str, section: str, **overrides) -> Section:
-    """The settings of `section` under `profile`, with optional overrides of known fields.
-
-    Unknown profile, section or field names, and values of the wrong type, raise ValueError
-    listing the valid ones.
-    """
+def get(profile: str) -> Profile:
+    """The profile named `profile` (ValueError listing the valid names otherwise)."""
     _choose("profile", profile, PROFILES)
-    _choose(f"section of profile {profile!r}:", section, SECTIONS)
-    return _replace(PROFILES[profile][section], overrides, f"{profile}/{section}")
+    return PROFILES[profile]
+
+
+def replace(section: Section, **changes) -> Section:
+    """`section` with some fields changed, each checked (unknown names and wrong types raise ValueError)."""
+    return _replace(section, changes, type(section).__name__)
 
 
 def differences(profile: str = DEFAULT_PROFILE, against: str = "paper") -> pd.DataFrame:
     """Every setting where `profile` differs from `against` (the papers' values), documented:
     columns section, setting, meaning, `against`, `profile`."""
-    _choose("profile", profile, PROFILES)
-    _choose("profile", against, PROFILES)
+    mine_all, theirs_all = get(profile), get(against)
     rows = []
     for section in SECTIONS:
-        mine, theirs = PROFILES[profile][section], PROFILES[against][section]
+        mine, theirs = getattr(mine_all, section), getattr(theirs_all, section)
         for f in dataclasses.fields(mine):
             if getattr(mine, f.name) != getattr(theirs, f.name):
                 rows.append({"section": section, "setting": f.name, "meaning": f.metadata["doc"],

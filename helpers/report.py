@@ -1,5 +1,5 @@
 """The report for readers: README blocks generated from the results tables, and one HTML
-page built from the executed notebooks.
+page (`html_report`) built from the README's answer and the executed notebooks.
 
     python -m helpers.report                  # refresh README.md's blocks, write report/index.html
     python -m helpers.report --profile smoke  # only out/smoke/report/index.html
@@ -17,11 +17,9 @@ import re
 import sys
 from pathlib import Path
 
-import nbformat
 import pandas as pd
-from latex2mathml.converter import convert as tex_to_mathml
-from nbconvert import HTMLExporter
 
+from . import html_report
 from .config import REPO_ROOT, anchor_paths, output_root, results_dir, shown
 from .models import DISPLAY_NAMES
 from .profiles import DEFAULT_PROFILE, PROFILES
@@ -34,7 +32,7 @@ README = REPO_ROOT / "README.md"
 
 def timings_block(df: pd.DataFrame) -> str:
     rows = ["| notebook | wall time (min) | cache artifacts built | device | threads |", "|---|---:|---:|---|---:|"]
-    built = df.get("artifacts_built", pd.Series(index=df.index, dtype=float))  # recorded since this round
+    built = df.get("artifacts_built", pd.Series(index=df.index, dtype=float))  # absent from older timings
     rows += [f"| `{r.notebook}` | {r.seconds / 60:.1f} | {'?' if pd.isna(n) else f'{n:.0f}'} | {r.device} | "
              f"{r.cpu_threads} |" for r, n in zip(df.itertuples(), built)]
     rows.append(f"| **all** | **{df.seconds.sum() / 60:.1f}** | | | |")
@@ -171,8 +169,8 @@ def _condensation_answer(cond: pd.DataFrame) -> str:
 
 def _robustness_answer(fgsm: pd.DataFrame) -> str:
     """The abstract's robustness sentence: LeNets, PGD, the smallest condensed ipc, at
-    `robustness.HEADLINE_EPS`, judged by `robustness.verdict` (the notebook's rule)."""
-    from .robustness import verdicts  # notebook 03's rule itself, not a copy of it
+    `robustness_study.HEADLINE_EPS`, judged by `robustness_study.verdict` (the notebook's rule)."""
+    from .robustness_study import verdicts  # notebook 03's rule itself, not a copy of it
 
     table = verdicts(fgsm)
     lenet = table[(table.arch == "LeNet") & (table.attack == "pgd")]
@@ -356,73 +354,6 @@ def fill_readme(text: str, tables: dict[str, pd.DataFrame] | None = None) -> str
     return text
 
 
-def _title(nb: nbformat.NotebookNode, fallback: str) -> str:
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            match = re.search(r"^#\s+(.+)$", cell.source, flags=re.M)
-            if match:
-                return match.group(1).strip()
-    return fallback
-
-
-def _anchor(title: str) -> str:
-    """nbconvert's heading id: the text with spaces as dashes."""
-    return title.replace(" ", "-")
-
-
-# Code spans are skipped; $$...$$ is display math, $...$ (within a line) inline math.
-_MATH = re.compile(r"(`+).*?\1|\$\$(.+?)\$\$|\$([^$\n]+?)\$", flags=re.S)
-
-
-def math_to_mathml(markdown: str) -> str:
-    """`markdown` with its TeX math as MathML, which browsers render without any script, so
-    the page reads the same offline."""
-    def convert(m: re.Match) -> str:
-        if m.group(2) is not None:
-            return tex_to_mathml(m.group(2).strip(), display="block")
-        if m.group(3) is not None:
-            return tex_to_mathml(m.group(3), display="inline")
-        return m.group(0)
-    return _MATH.sub(convert, markdown)
-
-
-def combined(paths: list[Path]) -> nbformat.NotebookNode:
-    """All notebooks' cells in order behind a linked table of contents, math as MathML."""
-    book = nbformat.v4.new_notebook()
-    toc = ["# Does training on a condensed dataset change robustness to attacks?", "",
-           "Executed notebooks of the report, in order (code hidden; the notebooks in "
-           "`notebooks/` hold it).", "", "## Contents", ""]
-    for path in paths:
-        nb = nbformat.read(path, as_version=4)
-        title = _title(nb, path.stem)
-        toc.append(f"1. [{title}](#{_anchor(title)})")
-        for cell in nb.cells:
-            if cell.cell_type == "markdown":
-                cell.source = math_to_mathml(cell.source)
-        book.cells += nb.cells
-        book.metadata = nb.metadata
-    book.cells.insert(0, nbformat.v4.new_markdown_cell("\n".join(toc)))
-    return book
-
-
-# nbconvert's page without the scripts it loads from the web (MathJax, require.js, mermaid):
-# the report has no widgets, and its math is MathML already.
-_SELF_CONTAINED = """{%- extends 'index.html.j2' -%}
-{%- block html_head_js -%}{%- endblock html_head_js -%}
-{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
-{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
-"""
-
-
-def render(paths: list[Path], out: Path) -> None:
-    """The notebooks `paths` as one self-contained HTML page `out`."""
-    exporter = HTMLExporter(template_name="lab", raw_template=_SELF_CONTAINED, exclude_input=True,
-                            exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(combined(paths))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(body, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES),
@@ -449,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
               f"--profile {args.profile}` first", file=sys.stderr)
         return 1
     out = args.out or root / "report" / "index.html"
-    render(paths, out)
+    html_report.render(paths, out, README.read_text(encoding="utf-8"))
     print(f"wrote {shown(out)}")
     return 0
 

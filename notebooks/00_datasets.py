@@ -39,11 +39,11 @@ import pandas as pd
 
 from helpers import config, data
 from helpers.plotting import CONDITION_COLORS, image_grid, save_figure, set_style
-from helpers.profiles import budget
+from helpers.profiles import get
 
 config.start(profile, seed)
 set_style()
-cfg = budget(profile, "datasets")
+cfg = get(profile).datasets
 SOURCE = f"00_datasets · profile {profile}"
 splits = {(name, train): data.load(name, train) for name in data.DATASETS for train in (True, False)}
 

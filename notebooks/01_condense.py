@@ -65,12 +65,12 @@ from helpers import condensation, data
 from helpers import condensation_study as study
 from helpers.config import start
 from helpers.plotting import CONDITION_COLORS, image_grid, save_figure, save_table, set_style
-from helpers.profiles import budget
+from helpers.profiles import get
 
 start(profile, seed)
 set_style()
 SOURCE = f"01_condense · profile {profile}"
-cfg = budget(profile, "condense")
+cfg = get(profile).condense
 train = data.load("fashion", True)
 ipcs = cfg.ipcs
 

@@ -42,13 +42,13 @@ import pandas as pd
 from helpers import condensation_study as study
 from helpers.config import start
 from helpers.plotting import CONDITION_COLORS, save_figure, save_table, set_style
-from helpers.profiles import budget
+from helpers.profiles import get
 from helpers.references import DC_FASHION_ACCURACY as PAPER
 
 start(profile, seed)
 set_style()
 SOURCE = f"02_evaluate · profile {profile}"
-cfg = budget(profile, "evaluate")
+cfg = get(profile).evaluate
 
 # %% [markdown]
 # ## Evaluation settings

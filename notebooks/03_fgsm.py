@@ -30,7 +30,7 @@
 #   x_adv = clip(x + eps · sign(∇_x L(f(x), y)), 0, 1).
 # - PGD (Madry et al., ICLR 2018, eq. 2): a uniform random start in the eps-ball, then `steps`
 #   sign-gradient steps of size α, each projected back onto the eps-ball ∩ [0, 1]. α = 2.5·eps/steps
-#   (`robustness.PGD_PATH`), which is the usual eps/8 at 20 steps and keeps the total path length at
+#   (`attacks.PGD_PATH`), which is the usual eps/8 at 20 steps and keeps the total path length at
 #   2.5·eps when a profile affords fewer steps. PGD is the control for gradient masking: a model that
 #   only *looks* robust to one-step FGSM falls to PGD.
 #
@@ -44,7 +44,7 @@
 # fixed subset, as in notebook 02). (d) The *accuracy-matched* LeNets train like (a), on the training
 # set less a held-out validation part, and stop at the first check where their validation accuracy
 # reaches the mean test accuracy of the LeNets trained on the condensed set of that ipc.
-# The study's steps are the functions of `helpers/robustness.py`.
+# The study's steps are the functions of `helpers/robustness_study.py`.
 #
 # **References.**
 # Goodfellow, Shlens & Szegedy, *Explaining and Harnessing Adversarial Examples*, ICLR 2015,
@@ -67,16 +67,16 @@ seed = 0
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from helpers import robustness
+from helpers import robustness_study
 from helpers.config import start
 from helpers.plotting import CONDITION_COLORS, save_figure, save_table, set_style
-from helpers.profiles import budget
+from helpers.profiles import get
 
 start(profile, seed)
 set_style()
 SOURCE = f"03_fgsm · profile {profile}"
-cfg = budget(profile, "fgsm")
-COLORS, LINES = CONDITION_COLORS, robustness.LINESTYLES
+cfg = get(profile).robustness
+COLORS, LINES = CONDITION_COLORS, robustness_study.LINESTYLES
 
 # %% [markdown]
 # ## Training sets
@@ -84,8 +84,8 @@ COLORS, LINES = CONDITION_COLORS, robustness.LINESTYLES
 # draws `ipc` real training images per class with the notebook's seed.
 
 # %%
-sets = robustness.training_sets(profile, seed)
-robustness.training_set_table(sets)
+sets = robustness_study.training_sets(profile, seed)
+robustness_study.training_set_table(sets)
 
 # %% [markdown]
 # ## Training: several seeds per condition
@@ -112,11 +112,11 @@ robustness.training_set_table(sets)
 # accuracy actually reached.
 
 # %%
-lenets = robustness.train_lenets(sets, profile, seed)
-matched = robustness.accuracy_matched_lenets(sets, lenets, profile, seed)
-convnets = robustness.train_convnets(sets, profile, seed)
+lenets = robustness_study.train_lenets(sets, profile, seed)
+matched = robustness_study.accuracy_matched_lenets(sets, lenets, profile, seed)
+convnets = robustness_study.train_convnets(sets, profile, seed)
 trained = {**lenets, **matched, **convnets}
-robustness.stopping_table(matched).round(3)
+robustness_study.stopping_table(matched).round(3)
 
 # %% [markdown]
 # ## Training loss per iteration: original vs condensed (the seed report's figure)
@@ -125,7 +125,7 @@ robustness.stopping_table(matched).round(3)
 # can fit 100 synthetic images almost perfectly. Low training loss is not test accuracy (next figure).
 
 # %%
-loss = robustness.loss_curves(lenets)
+loss = robustness_study.loss_curves(lenets)
 fig, axes = plt.subplots(1, len(cfg.ipcs), figsize=(6 * len(cfg.ipcs), 4), sharey=True, squeeze=False)
 for ax, ipc in zip(axes[0], cfg.ipcs):
     for (label, condition, c_ipc), g in loss[loss.ipc.isin([0, ipc])].groupby(["label", "condition", "ipc"],
@@ -145,7 +145,7 @@ save_figure(fig, "03_loss_vs_iteration", SOURCE)
 # epoch) and the dotted lines the condensed LeNets' mean accuracy they were matched to.
 
 # %%
-acc, stops = robustness.accuracy_curves(lenets), robustness.stopping_table(matched)
+acc, stops = robustness_study.accuracy_curves(lenets), robustness_study.stopping_table(matched)
 fig, axes = plt.subplots(1, 1 + len(cfg.ipcs), figsize=(5.2 * (1 + len(cfg.ipcs)), 4), squeeze=False)
 for ax, ipc in zip(axes[0], [0, *cfg.ipcs]):
     for (label, condition), g in acc[acc.ipc == ipc].groupby(["label", "condition"], sort=False):
@@ -175,10 +175,10 @@ save_figure(fig, "03_accuracy_vs_epoch", SOURCE)
 # column of the results; accuracy under attack in %, mean ± std over models.
 
 # %%
-results = robustness.attack_models(trained, profile, seed)
+results = robustness_study.attack_models(trained, profile, seed)
 save_table(results, "fgsm")
-summary = robustness.summarize(results)
-robustness.accuracy_table(summary, "LeNet")
+summary = robustness_study.summarize(results)
+robustness_study.accuracy_table(summary, "LeNet")
 
 # %% [markdown]
 # ## Accuracy under attack and attack success rate vs eps
@@ -219,7 +219,7 @@ for value, ylabel, name in [("acc", "accuracy under attack", "03_accuracy_vs_eps
 eps_show, ipc_show = min(cfg.eps, key=lambda e: abs(e - 0.1)), cfg.ipcs[0]
 keys = [("LeNet", "original", None)] + [("LeNet", c, ipc_show) for c in ("condensed", "random subset",
                                                                          "accuracy-matched")]
-rows = robustness.example_rows(trained, keys, eps_show, cfg.examples)
+rows = robustness_study.example_rows(trained, keys, eps_show, cfg.examples)
 fig, axes = plt.subplots(len(rows), cfg.examples, figsize=(1.9 * cfg.examples, 1.9 * len(rows)), squeeze=False)
 for ax_row, row in zip(axes, rows):
     for ax, image, title in zip(ax_row, row["images"], row["titles"]):
@@ -233,7 +233,7 @@ save_figure(fig, "03_adversarial_examples", SOURCE)
 
 # %% [markdown]
 # ## Conclusion
-# Printed from the numbers above by `robustness.verdicts`, the rule the README's abstract also uses.
+# Printed from the numbers above by `robustness_study.verdicts`, the rule the README's abstract also uses.
 # "More robust" compares the attack success rate at eps = `robustness.HEADLINE_EPS` (the share of
 # initially correct test images the attack flips, averaged over models), because accuracy under
 # attack also carries each model's clean accuracy. A difference counts when it exceeds both
@@ -242,5 +242,5 @@ save_figure(fig, "03_adversarial_examples", SOURCE)
 # whole-set LeNets survives at equal clean accuracy.
 
 # %%
-table = robustness.verdicts(results)
-print("\n".join(robustness.describe_verdicts(table)))
+table = robustness_study.verdicts(results)
+print("\n".join(robustness_study.describe_verdicts(table)))

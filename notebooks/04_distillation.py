@@ -61,11 +61,11 @@ from matplotlib.lines import Line2D
 from helpers import distillation_study
 from helpers.config import start
 from helpers.plotting import CONDITION_COLORS, distillation_colors, save_figure, save_table, set_style
-from helpers.profiles import budget
+from helpers.profiles import get
 
 start(profile, seed)
 set_style()
-cfg = budget(profile, "distill")
+cfg = get(profile).distill
 SOURCE = f"04_distillation · profile {profile}"
 print(f"{cfg.n_train} stratified MNIST training images, {cfg.n_val} validation images, the 10,000 test images; "
       f"epochs {cfg.epochs}; temperatures {cfg.temperatures}")

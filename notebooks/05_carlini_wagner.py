@@ -71,18 +71,18 @@ import torch
 from helpers import cw_study, distillation_study
 from helpers.config import start
 from helpers.plotting import CONDITION_COLORS, distillation_colors, image_grid, save_figure, save_table, set_style
-from helpers.profiles import budget
+from helpers.profiles import get
 from helpers.references import CW_TABLE_IV
 
 start(profile, seed)
 set_style()
 
 # %% tags=[]
-cfg, SOURCE = budget(profile, "cw"), f"05_carlini_wagner · profile {profile}"
+cfg, SOURCE = get(profile).cw, f"05_carlini_wagner · profile {profile}"
 nets = cw_study.networks(profile, seed)
 images = cw_study.attack_images(profile, nets, seed)
 colors, names = distillation_colors(distillation_study.model_specs(profile)), list(nets)
-hottest = [n for n in names if n.endswith(f"T={max(budget(profile, 'distill').temperatures):g}")]
+hottest = [n for n in names if n.endswith(f"T={max(get(profile).distill.temperatures):g}")]
 print(f"{len(nets)} networks; the first {len(images['y'])} test images that every network classifies correctly "
       f"(found among the first {images['scanned']} test images)")
 
@@ -114,7 +114,7 @@ print(f"{len(nets)} networks; the first {len(images['y'])} test images that ever
 # from the papers'.
 
 # %% tags=[]
-instances = cw_study.plan(profile, images["y"])
+instances = cw_study.attack_instances(profile, images["y"])
 display(cw_study.cuts(profile))
 instances.groupby(["model", "attack"], sort=False).agg(images=("image", "nunique"), instances=("target", "size"),
                                                        all_targets=("all_targets", "any"))

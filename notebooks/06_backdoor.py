@@ -82,14 +82,14 @@ cfg, classes = study.cfg, study.clean.classes
 
 # %%
 for rate, (split, idx, _) in study.poisoned.items():
-    share = {name: (s.labels == cfg.target).float().mean().item() for name, s in (("clean", study.clean), ("", split))}
+    share = {name: (s.labels == cfg.trigger.target).float().mean().item() for name, s in (("clean", study.clean), ("", split))}
     print(f"rate {rate:.0%}: {len(idx)} poisoned images of {len(split)}; target-class share of the labels "
           f"{share['']:.1%} (clean {share['clean']:.1%})")
 split, idx, _ = study.poisoned[max(cfg.rates)]
 fig, axes = plt.subplots(2, 1, figsize=(8, 2.9))
 image_grid(axes[0], study.clean.pixels()[idx[:8]], nrow=8,
            title="clean: " + ", ".join(classes[c] for c in study.clean.labels[idx[:8]]))
-image_grid(axes[1], split.pixels()[idx[:8]], nrow=8, title=f"poisoned: all relabelled {classes[cfg.target]}")
+image_grid(axes[1], split.pixels()[idx[:8]], nrow=8, title=f"poisoned: all relabelled {classes[cfg.trigger.target]}")
 for ax in axes:
     ax.title.set_fontsize(9)
 save_figure(fig, "06_trigger", SOURCE)
@@ -102,7 +102,7 @@ save_figure(fig, "06_trigger", SOURCE)
 # from the papers' values.
 
 # %%
-display(backdoor_study.plan(study))
+display(backdoor_study.plan_table(study))
 differences(profile).query("section == 'backdoor'")
 
 # %% [markdown]
@@ -220,8 +220,8 @@ for ipc in cfg.ipcs:
     n_show = min(ipc, 10)
     fig, axes = plt.subplots(len(shown), 1, figsize=(n_show * 0.6 + 1.5, 1.1 * len(shown) + 0.6), squeeze=False)
     for ax, (name, syn) in zip(axes[:, 0], shown.items()):
-        images = syn["images"][syn["labels"] == cfg.target][:n_show]
-        image_grid(ax, data.to_pixels(images, "fashion"), nrow=n_show, title=f"{name}: {classes[cfg.target]}")
+        images = syn["images"][syn["labels"] == cfg.trigger.target][:n_show]
+        image_grid(ax, data.to_pixels(images, "fashion"), nrow=n_show, title=f"{name}: {classes[cfg.trigger.target]}")
         ax.title.set_fontsize(9)
     fig.suptitle(f"target-class synthetic images, ipc {ipc}", fontsize=10)
     fig.tight_layout()

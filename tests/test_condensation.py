@@ -1,15 +1,13 @@
 """Dataset condensation: the matching distance, DSA, one step of DC/DM, the loops, validation,
 and the study's settings and cache."""
 
-import inspect
 import math
 
 import pytest
 import torch
 
 from helpers import condensation as C
-from helpers import condensation_study as S
-from helpers import data, dsa, engine, model_runs, training
+from helpers import data, dsa, engine
 from helpers.models import ConvNet
 
 
@@ -55,51 +53,6 @@ def test_biases_and_norm_parameters_are_ignored():
     assert total.item() == pytest.approx(0.0, abs=1e-4)
     with pytest.raises(ValueError, match="shapes differ"):
         C.layer_distance(torch.randn(6, 5), torch.randn(5, 6))
-
-
-def test_convnet_output_and_feature_shapes():
-    net = ConvNet()
-    x = torch.randn(3, 1, 28, 28)
-    assert net.embed(x).shape == (3, 2048) and net.num_features == 2048
-    assert net(x).shape == (3, 10)
-
-
-@pytest.mark.parametrize("op", dsa.OPS)
-def test_dsa_applies_one_shared_draw_to_both_batches(op):
-    g = torch.Generator().manual_seed(3)
-    real = torch.randn(6, 1, 28, 28)
-    syn = real[:2].clone().requires_grad_(True)
-    torch.manual_seed(0)  # the global generator must play no part
-    for _ in range(5):  # several draws of this op
-        draw = dsa.sample(op, 28, g)
-        a, b = dsa.apply(real, draw), dsa.apply(syn, draw)
-        assert torch.allclose(a[:2], b, atol=1e-6)  # same transform on the real and the synthetic images
-        assert torch.allclose(a[2:], dsa.apply(real[2:], draw), atol=1e-6)  # one draw for the whole batch
-        b.sum().backward()  # differentiable in the synthetic images
-    assert syn.grad is not None and syn.grad.abs().sum() > 0
-
-
-def test_dsa_siamese_pairs_batches_and_is_seeded():
-    real, syn = torch.randn(8, 1, 28, 28), torch.randn(3, 1, 28, 28)
-    both = torch.cat([real, syn])
-    for seed in range(12):  # covers every op of the strategy
-        a_real, a_syn = dsa.siamese(real, syn, dsa.DM_STRATEGY, torch.Generator().manual_seed(seed))
-        draw = dsa.sample(dsa.DM_STRATEGY, 28, torch.Generator().manual_seed(seed))
-        assert torch.allclose(torch.cat([a_real, a_syn]), dsa.apply(both, draw), atol=1e-6)
-
-
-def test_dsa_known_answers():
-    x = torch.arange(2 * 28 * 28, dtype=torch.float32).reshape(2, 1, 28, 28)
-    assert torch.equal(dsa.apply(x, dsa.Draw("flip", (1.0,))), x.flip(3))
-    shifted = dsa.apply(x, dsa.Draw("crop", (2.0, 0.0)))  # rows read from i + 2; zeros shifted in
-    assert torch.equal(shifted[:, :, :26], x[:, :, 2:]) and (shifted[:, :, 26:] == 0).all()
-    hole = dsa.apply(torch.ones(1, 1, 28, 28), dsa.Draw("cutout", (14.0, 14.0)))
-    assert hole.sum().item() == 28 * 28 - 14 * 14 and hole[0, 0, 7:21, 7:21].sum() == 0
-    # color: brightness +0.25, saturation the identity on one channel, contrast x1 (0.5 + 0.5)
-    assert torch.allclose(dsa.apply(x, dsa.Draw("color", (0.75, 0.3, 0.5))), x + 0.25)
-    assert torch.allclose(dsa.apply(x, dsa.Draw("rotate", (0.0,))), x, atol=1e-3)
-    with pytest.raises(ValueError, match="dsa_strategy"):
-        dsa.parse("color_blur")
 
 
 @pytest.mark.parametrize("loss_fn", [C.gradient_matching_loss, C.distribution_matching_loss])
@@ -201,59 +154,6 @@ def test_condense_rejects_bad_settings_before_any_work(fashion, monkeypatch, bad
     monkeypatch.setattr(C.models, "ConvNet", None)  # building a network would fail differently
     with pytest.raises(ValueError, match=rf"^{name}="):
         C.condense(fashion, 1, **{"iterations": 1, "batch_real": 4, **bad})
-
-
-@pytest.mark.parametrize("bad,name", [({"epochs": 0}, "epochs"), ({"batch_size": 0}, "batch_size"),
-                                      ({"lr": float("nan")}, "lr")])
-def test_training_rejects_bad_settings(fashion, bad, name):
-    x, y = fashion.images[:10], fashion.labels[:10]
-    with pytest.raises(ValueError, match=rf"^{name}="):
-        training.fit(ConvNet(width=8), x, y, **{"epochs": 1, "lr": 0.01, **bad})
-    with pytest.raises(ValueError, match=rf"^{name}="):
-        model_runs.train_models(x, y, arch="lenet", n_models=1, tag={"data": "bad"}, test=(x, y),
-                              **{"epochs": 1, **bad})
-    with pytest.raises(ValueError, match="at least 1 image"):
-        training.fit(ConvNet(width=8), x[:0], y[:0], epochs=1, lr=0.01)
-
-
-def test_synthetic_set_is_cached_and_identical(fashion):
-    a = S.synthetic_set(1, "smoke")
-    b = S.synthetic_set(1, "smoke")
-    assert torch.equal(a["images"], b["images"]) and torch.equal(a["labels"], b["labels"])
-    assert a["labels"].bincount().tolist() == [1] * 10
-    with pytest.raises(ValueError, match="data_tag"):
-        S.synthetic_set(1, "smoke", train=fashion)
-    with pytest.raises(ValueError, match="valid"):
-        S.synthetic_set(1, "smoke", method="kip")
-    with pytest.raises(ValueError, match="no condensation settings"):
-        S.synthetic_set(7, "smoke")
-
-
-def test_settings_match_the_papers_and_train_models():
-    paper = S.condense_settings("paper", 10)
-    assert (paper["outer_loop"], paper["inner_loop"], paper["iterations"], paper["batch_real"]) == (10, 50, 1000, 256)
-    assert S.condense_settings("paper", 50)["outer_loop"] == 50 and S.condense_settings("paper", 1)["lr_img"] == 0.1
-    assert paper["dsa_strategy"] == "none"
-    dm = S.condense_settings("paper", 10, method="dm")
-    assert (dm["outer_loop"], dm["inner_loop"], dm["lr_img"], dm["dsa_strategy"]) == (1, 0, 1.0, dsa.DM_STRATEGY)
-    accepted = inspect.signature(model_runs.train_models).parameters
-    for profile in ("smoke", "default", "paper"):
-        settings = S.evaluation_settings(profile)
-        assert set(settings) <= set(accepted) and set(S.whole_settings(profile)) <= set(accepted)
-        assert isinstance(settings["epochs"], int)
-    ev = S.evaluation_settings("paper", ipc=50)
-    assert (ev["epochs"], ev["lr"], ev["momentum"], ev["weight_decay"], ev["batch_size"]) == (300, 0.01, 0.9, 5e-4, 256)
-    for ipc in (1, 10):  # DC's full protocol at ipc 1 and 10, >= 5 models, in the default profile
-        ev = S.evaluation_settings("default", ipc)
-        assert ev["epochs"] == 300 and ev["decay_at"] == (0.5,) and ev["n_models"] >= 5
-    assert S.evaluation_settings("default", 50)["n_models"] >= 3
-
-
-def test_cache_tags_name_the_training_data():
-    assert S.synthetic_tag(1, "smoke") != S.synthetic_tag(1, "smoke", seed=1)
-    assert S.random_real_tag(10, 0) != S.random_real_tag(10, 0, data_tag={"poison": "x"})
-    assert S.whole_tag(60000) != S.whole_tag(60000, poison={"rate": 0.1})
-    assert S.synthetic_tag(1, "smoke")["data_tag"] == S.CLEAN_DATA_TAG
 
 
 def _small(fashion, n=200):

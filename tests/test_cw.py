@@ -202,7 +202,7 @@ def test_bootstrap_interval_and_paired_comparison():
 
 def test_plan_attacks_every_wrong_target_once():
     labels = torch.tensor([3, 7, 0, 9])
-    plan = cw_study.plan("smoke", labels)
+    plan = cw_study.attack_instances("smoke", labels)
     every = plan[plan.all_targets]
     for _, group in every.groupby(["model", "attack", "image"]):
         assert sorted(group.target) == [t for t in range(10) if t != group.label.iloc[0]]

@@ -1,45 +1,68 @@
-"""Profiles: typed sections whose defaults are the papers' values; overrides checked."""
+"""Profiles: typed sections whose defaults are the papers' values (the methods' own defaults
+where a method has one); overrides checked by name, type and value."""
 
 import dataclasses
+import inspect
 
 import pytest
 
-from helpers import profiles
+from helpers import condensation, cw, model_runs, profiles
+from helpers.backdoor import BadNets, Doorping
 
 
-def test_budget_reads_and_overrides_known_fields():
-    assert profiles.budget("smoke", "datasets").grid_per_class > 0
-    assert profiles.budget("default", "datasets", grid_per_class=3).grid_per_class == 3
+def test_sections_are_typed_attributes_of_a_profile():
+    p = profiles.get("default")
+    assert isinstance(p.condense, profiles.Condense) and isinstance(p.robustness, profiles.Robustness)
+    assert all(isinstance(run, profiles.CondenseRun) for run in p.condense.per_ipc.values())
+    assert set(profiles.SECTIONS) == {f.name for f in dataclasses.fields(profiles.Profile)} - {"name"}
+    assert profiles.replace(p.datasets, grid_per_class=3).grid_per_class == 3
 
 
 def test_unknown_names_fail_with_the_valid_ones():
     with pytest.raises(ValueError, match="unknown profile 'fast'; valid: default, paper, smoke"):
-        profiles.budget("fast", "datasets")
-    with pytest.raises(ValueError, match="valid: .*condense"):
-        profiles.budget("smoke", "no_section")
+        profiles.get("fast")
     with pytest.raises(ValueError, match="grid_per_class"):
-        profiles.budget("smoke", "datasets", grid_per_clas=3)
+        profiles.replace(profiles.get("smoke").datasets, grid_per_clas=3)
 
 
 @pytest.mark.parametrize("field, value", [("grid_per_class", "10"), ("grid_per_class", 2.5),
                                           ("grid_per_class", True)])
 def test_wrong_types_fail_naming_the_field(field, value):
     with pytest.raises(ValueError, match=f"Datasets.{field}"):
-        profiles.budget("default", "datasets", **{field: value})
+        profiles.replace(profiles.get("default").datasets, **{field: value})
 
 
 def test_nan_and_nested_types_are_checked():
+    evaluate = profiles.get("default").evaluate
     with pytest.raises(ValueError, match="Evaluate.lr"):
-        profiles.budget("default", "evaluate", lr=float("nan"))
+        profiles.replace(evaluate, lr=float("nan"))
     with pytest.raises(ValueError, match="Evaluate.epochs"):
-        profiles.budget("default", "evaluate", epochs={10: "300"})
+        profiles.replace(evaluate, epochs={10: "300"})
+    with pytest.raises(ValueError, match="Condense.per_ipc"):
+        profiles.replace(profiles.get("default").condense, per_ipc={10: {"method": "dm"}})
 
 
 def test_paper_profile_is_the_defaults_and_every_field_is_documented():
+    paper = profiles.get("paper")
     for name, cls in profiles.SECTIONS.items():
-        assert profiles.PROFILES["paper"][name] == cls()
+        assert getattr(paper, name) == cls()
         for f in dataclasses.fields(cls):
             assert f.metadata.get("doc"), (name, f.name)
+
+
+def default_of(fn, name):
+    return inspect.signature(fn).parameters[name].default
+
+
+def test_paper_values_are_the_methods_own():
+    paper = profiles.get("paper")
+    for field, fn in (("c_init", cw.cw_l2), ("binary_search_steps", cw.cw_l2), ("max_iter", cw.cw_l2)):
+        assert getattr(paper.cw, field) == default_of(fn, field)
+    assert paper.cw.l0_max_iter == default_of(cw.cw_l0, "max_iter")
+    for field in ("lr", "momentum", "weight_decay", "batch_size", "decay_at"):
+        assert getattr(paper.evaluate, field) == default_of(model_runs.train_models, field)
+    assert paper.condense.lr_net == default_of(condensation.condense, "lr_net")
+    assert paper.backdoor.trigger == BadNets() and paper.backdoor.doorping == Doorping()
 
 
 def test_differences_lists_exactly_the_overrides():

@@ -5,7 +5,7 @@ import re
 
 import nbformat
 
-from helpers import report
+from helpers import html_report, report
 from helpers.config import REPO_ROOT
 
 
@@ -23,18 +23,28 @@ def test_readme_figures_exist():
         assert (REPO_ROOT / link).exists(), link
 
 
-def test_combined_notebook_has_toc_and_every_notebook():
-    book = report.combined(report.notebooks())
-    toc = book.cells[0].source
-    assert "## Contents" in toc and toc.count("\n1. [") == len(report.notebooks())
+def test_combined_notebook_opens_with_the_answer_and_links_every_notebook():
+    book = html_report.combined(report.notebooks(), report.README.read_text(encoding="utf-8"))
+    toc, first = book.cells[0].source, book.cells[1].source
+    assert "## Contents" in toc and toc.count("\n1. [") == len(report.notebooks()) + 1
+    abstract = report.README.read_text(encoding="utf-8").split("<!-- BEGIN abstract -->")[1].split("\n")[1]
+    assert abstract[:60] in first and "![" not in first  # the answer, without the README's figure links
+
+
+def test_repeated_headings_get_their_own_anchors():
+    heading = '<h2 id="What-this-shows">What this shows<a class="anchor-link" href="#What-this-shows">¶</a></h2>'
+    ids = re.findall(r'id="([^"]+)"', html_report.unique_anchors(heading * 3))
+    assert ids == ["What-this-shows", "What-this-shows-2", "What-this-shows-3"]
+    assert 'href="#What-this-shows-3"' in html_report.unique_anchors(heading * 3)
 
 
 def test_html_report_is_self_contained_with_math_as_mathml(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
         "# Title\n\nInline $F_T(x)$, a `$code$` span, and\n\n$$\\lVert x - x_0\\rVert_2^2 + c\\cdot f(x)$$")])
     nbformat.write(nb, tmp_path / "00_math.ipynb")
-    report.render([tmp_path / "00_math.ipynb"], tmp_path / "index.html")
+    html_report.render([tmp_path / "00_math.ipynb"], tmp_path / "index.html")
     html = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert f"<title>{html_report.TITLE}</title>" in html
     assert not re.search(r"""<(script|link)[^>]+(src|href)=["']?(https?:)?//""", html)  # nothing from the web
     assert html.count("<math") == 2 and 'display="block"' in html and "<code>$code$</code>" in html
 

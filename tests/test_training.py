@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import model_runs, training
+from helpers import data, model_runs, runtime, training
+from helpers.models import ConvNet
 
 
 def _net() -> nn.Module:
@@ -167,3 +168,31 @@ def test_train_to_accuracy_says_when_the_target_is_out_of_reach():
     with pytest.raises(ValueError, match=r"target must be an accuracy in \(0, 1\], got 1.5"):
         training.train_to_accuracy(model, x, y, (vx, vy), 1.5, check_every=2, max_epochs=1, lr=0.01,
                                      momentum=0.9, weight_decay=0.0, batch_size=50, seed=0)
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    return data.load("fashion", train=True)
+
+
+def test_training_learns_and_reports(fashion):
+    runtime.seed_everything(0)
+    model = ConvNet(width=32)
+    x, y = fashion.images[:2000], fashion.labels[:2000]
+    hist = training.fit(model, x, y, epochs=3, lr=0.01, batch_size=128, eval_sets={"train": (x, y)})
+    last = hist["epochs"][-1]
+    assert last["train_acc"] > 0.6 and len(hist["step_loss"]) == 3 * 16
+    assert training.evaluate(model, x, y)[0] == pytest.approx(last["train_acc"])
+
+
+@pytest.mark.parametrize("bad,name", [({"epochs": 0}, "epochs"), ({"batch_size": 0}, "batch_size"),
+                                      ({"lr": float("nan")}, "lr")])
+def test_training_rejects_bad_settings(fashion, bad, name):
+    x, y = fashion.images[:10], fashion.labels[:10]
+    with pytest.raises(ValueError, match=rf"^{name}="):
+        training.fit(ConvNet(width=8), x, y, **{"epochs": 1, "lr": 0.01, **bad})
+    with pytest.raises(ValueError, match=rf"^{name}="):
+        model_runs.train_models(x, y, arch="lenet", n_models=1, tag={"data": "bad"}, test=(x, y),
+                              **{"epochs": 1, **bad})
+    with pytest.raises(ValueError, match="at least 1 image"):
+        training.fit(ConvNet(width=8), x[:0], y[:0], epochs=1, lr=0.01)

@@ -23,16 +23,13 @@ import torch
 from . import attacks, data, model_runs, models, schemas, training
 from . import condensation_study as study  # notebooks 01/02's sets, models and tags
 from .cache import load_or_build
-from .profiles import budget
+from .profiles import get
 from .progress import progress
 from .runtime import seed_everything
 from .stats import over_groups, pm
 
 ARCHS = {"LeNet": "lenet", "ConvNet": "convnet"}
 ORIGINAL, CONDENSED, RANDOM, MATCHED = "original", "condensed", "random subset", "accuracy-matched"
-# PGD's step is PGD_PATH * eps / steps: eps / 8 at 20 steps (`attacks.pgd`'s default), and a
-# total path of 2.5 eps at any step count, so a profile with fewer steps still crosses the ball.
-PGD_PATH = 2.5
 
 # The robustness verdict (`verdict`): a condition is more (less) robust than a baseline when its
 # attack success rate at HEADLINE_EPS, averaged over models, is lower (higher) by more than
@@ -75,7 +72,7 @@ def training_sets(profile: str, seed: int = 0) -> dict[tuple[str, int | None], T
     """The training conditions of `profile`, keyed (condition, ipc): the whole training set
     (ipc None; a stratified part when `lenet_full_images` is set), and per ipc notebook 01's
     condensed set (built if missing) and `ipc` random real images per class."""
-    cfg = budget(profile, "fgsm")
+    cfg = get(profile).robustness
     train = data.load("fashion", True)
     whole = train if cfg.lenet_full_images is None else data.stratified_subset(train, cfg.lenet_full_images, seed)
     sets = {(ORIGINAL, None): TrainingSet(ORIGINAL, None, whole.images, whole.labels, study.whole_tag(len(whole)),
@@ -104,7 +101,7 @@ def _protocol(profile: str) -> dict:
 
 def curve_set(profile: str, seed: int = 0) -> data.Split:
     """The test images of the LeNets' accuracy-per-epoch curves (a stratified part, or all)."""
-    cfg, test = budget(profile, "fgsm"), data.load("fashion", False)
+    cfg, test = get(profile).robustness, data.load("fashion", False)
     return test if cfg.curve_images is None else data.stratified_subset(test, cfg.curve_images, seed)
 
 
@@ -113,7 +110,7 @@ def train_lenets(sets: dict[tuple[str, int | None], TrainingSet], profile: str,
     """`seeds` LeNets per condition (ipc in the profile's `ipcs`, and the whole set), with DC's
     optimiser, cached; each records its loss per iteration and its accuracy on `curve_set`
     `curve_points` times. Keyed ("LeNet", condition, ipc)."""
-    cfg, curve = budget(profile, "fgsm"), curve_set(profile, seed)
+    cfg, curve = get(profile).robustness, curve_set(profile, seed)
     out = {}
     for (condition, ipc), s in sets.items():
         if ipc is not None and ipc not in cfg.ipcs:
@@ -150,7 +147,7 @@ def accuracy_matched_lenets(sets: dict[tuple[str, int | None], TrainingSet],
     their validation accuracy reaches the mean test accuracy of that ipc's condensed-trained
     LeNets, so robustness can be compared at equal clean accuracy. Cached; keyed
     ("LeNet", "accuracy-matched", ipc)."""
-    cfg, curve = budget(profile, "fgsm"), curve_set(profile, seed)
+    cfg, curve = get(profile).robustness, curve_set(profile, seed)
     whole = sets[(ORIGINAL, None)]
     fit, val = training.validation_split(whole.images, whole.labels, cfg.matched_val_images, seed)
     protocol = {k: v for k, v in _protocol(profile).items() if k != "decay_at"}
@@ -174,7 +171,7 @@ def train_convnets(sets: dict[tuple[str, int | None], TrainingSet], profile: str
     """The first `seeds` ConvNets per condition at the profile's `convnet_ipcs`, trained
     exactly as in notebook 02 (so loaded from its cache), and notebook 02's whole-set ConvNets
     when `convnet_whole`. Keyed ("ConvNet", condition, ipc)."""
-    cfg, test = budget(profile, "fgsm"), study.scoring_split(profile, seed)
+    cfg, test = get(profile).robustness, study.scoring_split(profile, seed)
     out = {}
     if cfg.convnet_whole:
         whole = study.whole_data(profile, seed)
@@ -198,7 +195,7 @@ def attack_set(n_images: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor
 
 def attack_plan(profile: str) -> pd.DataFrame:
     """Per architecture and attack: the number of test images attacked and the steps (1 for FGSM)."""
-    cfg, n_test = budget(profile, "fgsm"), len(data.load("fashion", False))
+    cfg, n_test = get(profile).robustness, len(data.load("fashion", False))
     plan = [("LeNet", "fgsm", cfg.fgsm_images, 1), ("LeNet", "pgd", cfg.pgd_images, cfg.pgd_steps),
             ("ConvNet", "fgsm", cfg.convnet_fgsm_images, 1),
             ("ConvNet", "pgd", cfg.convnet_pgd_images, cfg.convnet_pgd_steps)]
@@ -208,13 +205,13 @@ def attack_plan(profile: str) -> pd.DataFrame:
 
 def attack_models(trained: dict[tuple[str, str, int | None], Trained], profile: str,
                   seed: int = 0) -> pd.DataFrame:
-    """FGSM and PGD (random start seeded by the model's seed, step PGD_PATH * eps / steps) at
+    """FGSM and PGD (random start seeded by the model's seed, step `attacks.PGD_PATH` * eps / steps) at
     every eps of the profile on every model, on the test images of `attack_plan`.
 
     One row per model, attack and eps: arch, condition, ipc (0: whole set), label,
     train_images, steps, test_images, seed and `attacks.evaluate_attack`'s record (accuracy,
     success_rate, clean_accuracy, n, n_correct)."""
-    cfg = budget(profile, "fgsm")
+    cfg = get(profile).robustness
     plan = attack_plan(profile)
     mean_std = data.load("fashion", False).mean_std
     rows = []
@@ -226,8 +223,7 @@ def attack_models(trained: dict[tuple[str, str, int | None], Trained], profile: 
             for run in t.runs:
                 model = models.Normalized(training.load_model(ARCHS[t.arch], run["state_dict"]), *mean_std)
                 result = attacks.evaluate_attack(model, x, y, cfg.eps, attack=p.attack, steps=p.steps,
-                                                 step_fraction=PGD_PATH / p.steps, seed=run["seed"],
-                                                 batch_size=cfg.batch_size)
+                                                 seed=run["seed"], batch_size=cfg.batch_size)
                 rows += [{**info, "seed": run["seed"], **record} for record in result["records"]]
     return pd.DataFrame(rows)
 

@@ -372,3 +372,38 @@ def brightness(study: Study, sets: dict) -> pd.DataFrame:
                  "target class": True,
                  "trigger brightness": backdoor.trigger_brightness(split.images[idx], attack).mean().item()})
     return pd.DataFrame(rows)
+
+
+# --- the README's block and abstract line of this study ------------------------------------------
+
+
+def readme_block(df: pd.DataFrame) -> str:
+    """The README's backdoor table from `results/backdoor.csv` (notebook 06's summary)."""
+    rows = ["| model | attack | condition | ipc | poison rate (%) | clean accuracy (%) | attack success (%) | models |",
+            "|---|---|---|---:|---:|---:|---:|---:|"]
+    rows += [f"| {DISPLAY_NAMES[r.arch]} | {r.attack} | {r.condition} | {r.ipc or 'all'} | {100 * r.rate:g} | "
+             f"{pm(r.cta_mean, r.cta_std, 100)} | {pm(r.asr_mean, r.asr_std, 100)} | {r.n} |"
+             for r in summarize(df).itertuples()]
+    rows.append("\nMean ± std over models (and condensation seeds), full 10k test set; attack success on the "
+                "triggered test images whose class is not the target, with the attack's own trigger (clean-data "
+                "conditions are scored with each trigger they are compared with). From `results/backdoor.csv`.")
+    return "\n".join(rows)
+
+
+def abstract_line(backdoor: pd.DataFrame) -> str:
+    """The abstract's backdoor sentence: `backdoor_study.verdicts` (notebook 06's rule) at the
+    smallest condensed ipc, per attack, architecture and poison rate."""
+    said = {"keeps": "kept", "weakens": "weakened", "removes": "removed", "undetermined": "never learned (no verdict)"}
+    table = verdicts(backdoor)
+    table = table[table.ipc == table.ipc.min()]
+    headline, numbers = [], []
+    for attack, part in table.groupby("attack", sort=False):
+        words = "; ".join(f"{said[w]} for a {DISPLAY_NAMES[arch]} at " + " / ".join(f"{100 * r:g}" for r in g.rate)
+                          + " %" for (arch, w), g in part.groupby(["arch", "verdict"], sort=False))
+        headline.append(f"{attack} backdoor {words}")
+        numbers += [f"{attack}, {DISPLAY_NAMES[r.arch]}, {100 * r.rate:g} %: {100 * r.asr_condensed:.1f} / "
+                    f"{100 * r.asr_reference:.1f} ({r.reference}) / {100 * r.asr_floor:.1f} %"
+                    for r in part.itertuples()]
+    return (f"- **Backdoors through condensation (ipc {table.ipc.min()}), {'; '.join(headline)}.** Attack success "
+            f"rate of models trained on the set condensed from poisoned data / on the reference / on a set "
+            f"condensed from clean data (the floor): {'; '.join(numbers)}. Condensation {VERDICT_RULE}.")

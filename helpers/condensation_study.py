@@ -261,3 +261,48 @@ def evaluation_conclusion(results: pd.DataFrame) -> list[str]:
                  for r in results.itertuples()]
     lines.append("Wall time per model in this run (about 0 when loaded from the cache): " + ", ".join(per_model) + ".")
     return lines
+
+
+# --- the README's block and abstract line of this study ------------------------------------------
+
+
+def readme_block(df: pd.DataFrame) -> str:
+    """The README's condensation table from `results/condensation_eval.csv` (notebook 02's rows)."""
+    whole = df[df.method == "whole dataset"].iloc[0]
+    small = df[df.method != "whole dataset"]
+    rows = ["| ipc | condensed: method, init | condensed (%) | random real (%) | evaluation epochs | models |"
+            " condensed, % of whole | paper DC (%) | paper random (%) |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for ipc, part in small.groupby("ipc", sort=True):
+        c, r = part[part.method != "random real"].iloc[0], part[part.method == "random real"].iloc[0]
+        paper_dc, paper_random = DC_FASHION_ACCURACY[("DC", ipc)], DC_FASHION_ACCURACY[("random real", ipc)]
+        rows.append(f"| {ipc:.0f} | {c.method}, {c.init} | {pm(c['mean'], c['std'])} | {pm(r['mean'], r['std'])} | "
+                    f"{c.epochs} | {c.n_models} | {100 * c['mean'] / whole['mean']:.0f} | "
+                    f"{paper_dc[0]} ± {paper_dc[1]} | {paper_random[0]} |")
+    epochs = f"{whole.epochs} epoch{'' if whole.epochs == 1 else 's'}"
+    rows.append(f"\nWhole training set (upper bound): {pm(whole['mean'], whole['std'])} % ({whole.n_models} "
+                f"model(s), {epochs}; paper {DC_FASHION_ACCURACY[('whole dataset', None)][0]}, 300 epochs). "
+                "Every set is evaluated with DC's protocol (fresh ConvNets, SGD, lr x0.1 at the midpoint, no "
+                "augmentation); DM condenses with DSA augmentation as its official code does. Mean ± std over "
+                "independently initialised ConvNets, full 10k test set, from `results/condensation_eval.csv`.")
+    return "\n".join(rows)
+
+
+def abstract_line(cond: pd.DataFrame) -> str:
+    """The abstract's condensation sentence, every number from the table."""
+    small = cond[cond.method != "whole dataset"]
+    condensed, rand = small[small.method != "random real"], small[small.method == "random real"]
+    whole = cond[cond.method == "whole dataset"].iloc[0]
+    ipcs = " / ".join(f"{i:.0f}" for i in condensed.ipc)
+    beats = (condensed["mean"].to_numpy() > rand["mean"].to_numpy()).all()
+    paper = " / ".join(f"{DC_FASHION_ACCURACY[('DC', i)][0]}" for i in condensed.ipc)
+    methods = " / ".join(condensed.method)
+    epochs = sorted(set(condensed.epochs))
+    protocol = (f"DC's {epochs[0]}-epoch evaluation" if len(epochs) == 1
+                else f"DC's evaluation with {' / '.join(str(e) for e in condensed.epochs)} epochs")
+    return (f"- **Condensed sets {'beat' if beats else 'do not always beat'} random real images.** ConvNets "
+            f"trained on {ipcs} condensed images per class ({methods}) reach "
+            f"{' / '.join(f'{m:.1f}' for m in condensed['mean'])} % test accuracy on FashionMNIST, against "
+            f"{' / '.join(f'{m:.1f}' for m in rand['mean'])} % for as many random real images and "
+            f"{whole['mean']:.1f} % for the whole training set ({protocol}; DC's paper: {paper} %, whole "
+            f"dataset {DC_FASHION_ACCURACY[('whole dataset', None)][0]} %).")

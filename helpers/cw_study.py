@@ -342,3 +342,64 @@ def conclusion(stats: pd.DataFrame, paired: pd.DataFrame, fgsm: pd.DataFrame) ->
                  + ("distillation hides the softmax gradient from FGSM; the logit-based attacks go around it."
                     if masks_gradients(success, acc) else "not the gradient masking C&W describe; see the tables."))
     return lines
+
+
+# --- the README's block and abstract line of this study ------------------------------------------
+
+
+def readme_block(cw: pd.DataFrame, fgsm: pd.DataFrame) -> str:
+    """The README's Carlini-Wagner table from `results/cw.csv` and `results/cw_fgsm.csv` (notebook 05's)."""
+    eps = fgsm.eps.max()
+    fgsm_acc = fgsm[fgsm.eps == eps].set_index("model").accuracy
+    stat = cw.assign(success_rate=100 * cw.success_rate).set_index(["model", "attack", "case", "metric"])
+
+    def per_case(model: str, attack: str, metric: str, column: str, fmt: str) -> str:
+        values = [stat[column].get((model, attack, case, metric)) for case in CASES]
+        return " / ".join("–" if v is None or pd.isna(v) else format(v, fmt) for v in values)
+
+    rows = ["| model | images | L2 success (%) | mean L2 | 95 % CI, average | untargeted L2: success (%), mean | "
+            "L0 images | L0 success (%) | mean L0 (pixels) | mean L-inf of the L2 attack | "
+            f"FGSM acc. at eps {eps:g} (%) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for model in cw.model.unique():
+        avg, l0 = stat.loc[(model, "L2", "average", "l2")], stat.loc[(model, "L0", "average", "l0")]
+        unt = stat.loc[(model, "L2 untargeted", "untargeted", "l2")]
+        rows.append(f"| {model} | {avg.images} | {per_case(model, 'L2', 'l2', 'success_rate', '.0f')} | "
+                    f"{per_case(model, 'L2', 'l2', 'mean', '.2f')} | {avg.ci_low:.2f}–{avg.ci_high:.2f} | "
+                    f"{unt.success_rate:.0f}, {unt['mean']:.2f} | {l0.images} | "
+                    f"{per_case(model, 'L0', 'l0', 'success_rate', '.0f')} | "
+                    f"{per_case(model, 'L0', 'l0', 'mean', '.1f')} | {per_case(model, 'L2', 'linf', 'mean', '.2f')} | "
+                    f"{100 * fgsm_acc[model]:.1f} |")
+    paper = {m: " / ".join(f"{v:g}" for v in CW_TABLE_IV[m]) for m in CW_TABLE_IV}
+    rows.append(f"| C&W Table IV (undistilled) | | | {paper['l2']} | | | | | {paper['l0']} | "
+                f"{paper['linf']} (their L-inf attack) | |")
+    rows.append(f"| C&W, distilled T=100 (best case) | | | {CW_DISTILLED_BEST['l2']:g} | | | | | "
+                f"{CW_DISTILLED_BEST['l0']:g} | | |")
+    rows.append("\nBest / average / worst case over the nine wrong targets (\"–\": not run for this network); the "
+                "average case is one random wrong target per image, the worst case fails when any target fails. "
+                "Means over the images each attack broke, with a 95 % bootstrap interval of the average-case mean; "
+                "the attacked images are the first test images that every network classifies correctly. C&W "
+                "report 100 % success on 1000 images. From `results/cw.csv` and `results/cw_fgsm.csv`; "
+                "distances on the [0, 1] pixel scale.")
+    return "\n".join(rows)
+
+
+def abstract_line(cw: pd.DataFrame, cw_fgsm: pd.DataFrame) -> str:
+    """The abstract's distillation sentence: C&W's distortions and FGSM's accuracy, judged by `masks_gradients`."""
+    avg = cw[(cw.case == "average") & (cw.metric == cw.attack.map({"L2": "l2", "L0": "l0"}))]
+    l2, l0 = avg[avg.attack == "L2"].set_index("model"), avg[avg.attack == "L0"].set_index("model")
+    distilled = [m for m in l2.index if m != "undistilled"]
+    eps = cw_fgsm.eps.max()
+    fg = cw_fgsm[cw_fgsm.eps == eps].set_index("model").accuracy
+    base, base_l0 = l2.loc["undistilled"], l0.loc["undistilled"]
+    headline = ("masks gradients, it does not add robustness" if masks_gradients(l2.success_rate, fg)
+                else "changes what the attacks need")
+    return (f"- **Defensive distillation {headline}.** Targeted Carlini-Wagner L2 (average case, "
+            f"{base.images} test images) succeeds on {100 * l2.loc[distilled].success_rate.min():.0f}-"
+            f"{100 * l2.loc[distilled].success_rate.max():.0f} % of the images against the distilled MNIST networks "
+            f"(undistilled: {100 * base.success_rate:.0f} %) with mean L2 distortion "
+            f"{l2.loc[distilled, 'mean'].min():.2f}-{l2.loc[distilled, 'mean'].max():.2f} (undistilled "
+            f"{base['mean']:.2f}, 95 % CI {base.ci_low:.2f}-{base.ci_high:.2f}), and C&W's L0 attack changes "
+            f"{l0.loc[distilled, 'mean'].min():.1f}-{l0.loc[distilled, 'mean'].max():.1f} pixels (undistilled "
+            f"{base_l0['mean']:.1f}, 95 % CI {base_l0.ci_low:.1f}-{base_l0.ci_high:.1f}, on {base_l0.images} images); "
+            f"FGSM at eps {eps:g} meanwhile leaves them {100 * fg[distilled].mean():.0f} % accuracy against "
+            f"{100 * fg['undistilled']:.0f} % undistilled.")

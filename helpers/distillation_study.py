@@ -132,3 +132,19 @@ def table(profile: str, seed: int = 0) -> tuple[pd.DataFrame, dict]:
              "mean_l1_logits": r["mean_l1_logits"], "mean_logit_range": r["mean_logit_range"],
              "n_train": cfg.n_train, "seed": seed} for (name, e), r in records.items()]
     return pd.DataFrame(rows), records
+
+
+# --- the README's block and abstract line of this study ------------------------------------------
+
+
+def readme_block(df: pd.DataFrame) -> str:
+    """The README's distillation table from `results/distillation.csv` (notebook 04's rows)."""
+    acc = df.pivot_table(index="model", columns="epochs", values="test_acc", sort=False)
+    logits = df[df.epochs == df.epochs.max()].set_index("model").mean_l1_logits
+    rows = ["| model | " + " | ".join(f"test acc., {e} epochs (%)" for e in acc.columns)
+            + " | mean L1 logit norm |", "|---|" + "---:|" * (len(acc.columns) + 1)]
+    rows += [f"| {model} | " + " | ".join(f"{100 * a:.2f}" for a in accs) + f" | {logits[model]:.0f} |"
+             for model, accs in acc.iterrows()]
+    rows.append(f"\n{df.n_train.iloc[0]} MNIST training images, {df.seed.nunique()} seed(s) per model, "
+                "from `results/distillation.csv`.")
+    return "\n".join(rows)

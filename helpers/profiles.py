@@ -67,6 +67,29 @@ class Section:
             if not _matches(value, hints[f.name]):
                 raise ValueError(f"{type(self).__name__}.{f.name} = {value!r} is not a valid {hints[f.name]}; "
                                  f"{f.metadata.get('doc', '')}")
+            low = _lowest(value, hints[f.name])
+            if low is not None:
+                raise ValueError(f"{type(self).__name__}.{f.name} = {value!r} is out of range; valid: {low}; "
+                                 f"{f.metadata.get('doc', '')}")
+
+
+def _numbers(value) -> list:
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _numbers(v)]
+    if isinstance(value, tuple | list):
+        return [n for v in value for n in _numbers(v)]
+    return [value] if isinstance(value, int | float) and not isinstance(value, bool) else []
+
+
+def _lowest(value, hint) -> str | None:
+    """What range `value` breaks, or None: every budget number is >= 0 (counts, rates, rates of
+    learning, seeds), and an optional count (`int | None`, None meaning all) is >= 1, so that 0
+    never silently means "all"."""
+    optional_count = typing.get_origin(hint) in (typing.Union, types.UnionType) and set(typing.get_args(hint)) == {
+        int, type(None)}
+    if optional_count and value is not None and value < 1:
+        return "None (all) or an integer >= 1"
+    return "numbers >= 0" if any(n < 0 for n in _numbers(value)) else None
 
 
 @dataclass(frozen=True)

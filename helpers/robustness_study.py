@@ -352,3 +352,56 @@ def example_rows(trained: dict[tuple[str, str, int | None], Trained], keys: list
                  {"name": f"{t.label}:\nadversarial (prediction)", "images": adv,
                   "titles": [("✗ " if p != c else "") + test.classes[p] for p, c in zip(adv_pred, y)]}]
     return rows
+
+
+# --- the README's block and abstract line of this study ------------------------------------------
+
+
+README_EPS = (0.0, 0.1, 0.2, 0.3)  # the README's columns; results/fgsm.csv holds every eps
+
+
+def readme_block(df: pd.DataFrame) -> str:
+    """The README's accuracy-under-attack table from `results/fgsm.csv` (notebook 03's rows)."""
+    df = df[df.eps.round(6).isin(README_EPS)]
+    summary = over_groups(df, ["arch", "attack", "label", "steps", "test_images", "eps"], ["accuracy"])
+    eps = sorted(summary.eps.unique())
+    rows = ["| model | trained on | attack | " + " | ".join(f"eps {e:g}" for e in eps) + " | models | test images |",
+            "|---|---|---|" + "---:|" * (len(eps) + 2)]
+    for (arch, attack, label), part in summary.groupby(["arch", "attack", "label"], sort=False):
+        part = part.set_index("eps")
+        name = attack.upper() + ("" if attack == "fgsm" else f" ({part.steps.iloc[0]} steps)")
+        rows.append(f"| {arch} | {label} | {name} | "
+                    + " | ".join(pm(part.accuracy[e], part.accuracy_std[e], 100) for e in eps)
+                    + f" | {part.n.min()} | {part.test_images.iloc[0]} |")
+    rows.append("\nAccuracy under attack (%, mean ± std over models), eps in [0, 1] pixel units; eps 0 is the "
+                "clean accuracy. From `results/fgsm.csv` (all eps there).")
+    return "\n".join(rows)
+
+
+def abstract_line(fgsm: pd.DataFrame) -> str:
+    """The abstract's robustness sentence: LeNets, PGD, the smallest condensed ipc, at
+    `robustness_study.HEADLINE_EPS`, judged by `robustness_study.verdict` (the notebook's rule)."""
+    table = verdicts(fgsm)
+    lenet = table[(table.arch == "LeNet") & (table.attack == "pgd")]
+    lenet = lenet[lenet.ipc == lenet.ipc.min()].set_index("baseline")
+    cnd, orig, rnd = lenet.iloc[0], lenet.loc["original"], lenet.loc["random subset"]
+    phrase = {"more robust": "less easily attacked than", "less robust": "more easily attacked than",
+              "indistinguishable": "as easily attacked as"}
+    headline = (f"{phrase[orig.verdict]} whole-data and random-subset ones" if orig.verdict == rnd.verdict else
+                f"{phrase[orig.verdict]} whole-data LeNets, {phrase[rnd.verdict]} random-subset ones")
+    numbers = (f"PGD at eps {cnd.eps:g} succeeds on {100 * cnd.success:.1f} % of the test images a LeNet trained "
+               f"on the ipc {cnd.ipc} condensed set classifies correctly (clean accuracy {100 * cnd.clean:.1f} %), "
+               f"against {100 * orig.baseline_success:.1f} % for the whole training set "
+               f"({100 * orig.baseline_clean:.1f} %), {100 * rnd.baseline_success:.1f} % for an equal-size random "
+               f"subset ({100 * rnd.baseline_clean:.1f} %)")
+    if "accuracy-matched" not in lenet.index:
+        return f"- **Robustness: LeNets trained on condensed data are {headline}.** {numbers}."
+    m = lenet.loc["accuracy-matched"]
+    matched = {"indistinguishable": "at equal clean accuracy the difference from the whole-data LeNets goes away, "
+                                    "so it comes with the lower accuracy, not with condensed data",
+               "more robust": "the condensed LeNets stay less easily attacked at equal clean accuracy, so lower "
+                              "accuracy alone does not explain it",
+               "less robust": "at equal clean accuracy the condensed LeNets are the more easily attacked"}
+    return (f"- **Robustness: LeNets trained on condensed data are {headline}.** {numbers} and "
+            f"{100 * m.baseline_success:.1f} % for a whole-data LeNet stopped at the condensed one's clean accuracy "
+            f"({100 * m.baseline_clean:.1f} %): {matched[m.verdict]}.")

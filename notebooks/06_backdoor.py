@@ -82,7 +82,8 @@ cfg, classes = study.cfg, study.clean.classes
 
 # %%
 for rate, (split, idx, _) in study.poisoned.items():
-    share = {name: (s.labels == cfg.trigger.target).float().mean().item() for name, s in (("clean", study.clean), ("", split))}
+    share = {name: (s.labels == cfg.trigger.target).float().mean().item()
+             for name, s in (("clean", study.clean), ("", split))}
     print(f"rate {rate:.0%}: {len(idx)} poisoned images of {len(split)}; target-class share of the labels "
           f"{share['']:.1%} (clean {share['clean']:.1%})")
 split, idx, _ = study.poisoned[max(cfg.rates)]

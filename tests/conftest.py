@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from helpers import data
 from helpers.config import (
     CACHE_DIR_ENV,
     FIGURES_DIR_ENV,
@@ -36,3 +37,9 @@ def isolated_outputs(tmp_path_factory):
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def fashion():
+    """The FashionMNIST training split (each load is its own copy: tests cannot corrupt it for others)."""
+    return data.load("fashion", train=True)

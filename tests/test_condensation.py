@@ -18,11 +18,6 @@ def eager_engine():
         yield
 
 
-@pytest.fixture(scope="module")
-def fashion():
-    return data.load("fashion", train=True)
-
-
 def test_identical_gradients_have_distance_zero():
     g = torch.randn(8, 3, 3, 3)
     assert C.layer_distance(g, g.clone()).item() == pytest.approx(0.0, abs=1e-4)

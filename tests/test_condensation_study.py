@@ -7,18 +7,7 @@ import pytest
 import torch
 
 from helpers import condensation_study as S
-from helpers import data, dsa, engine, model_runs
-
-
-@pytest.fixture(autouse=True)
-def eager_engine():
-    with engine.using(engine.eager()):
-        yield
-
-
-@pytest.fixture(scope="module")
-def fashion():
-    return data.load("fashion", train=True)
+from helpers import dsa, model_runs
 
 
 def test_synthetic_set_is_cached_and_identical(fashion):

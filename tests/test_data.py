@@ -233,11 +233,6 @@ def test_loads_hand_out_copies_the_caller_may_edit(real):
 # --- the loaded splits ----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def fashion():
-    return data.load("fashion", train=True)
-
-
 @pytest.mark.parametrize("name", ["mnist", "fashion"])
 @pytest.mark.parametrize("train,n", [(True, 60000), (False, 10000)])
 def test_split_shapes_and_normalisation(name, train, n):

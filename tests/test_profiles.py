@@ -71,3 +71,11 @@ def test_differences_lists_exactly_the_overrides():
                 if getattr(profiles.PAPER[s], k) != v}
     assert set(zip(diff.section, diff.setting)) == expected
     assert profiles.differences("paper").empty
+
+
+@pytest.mark.parametrize("field, value, valid", [("test_images", 0, "None \\(all\\) or an integer >= 1"),
+                                                 ("lr", -0.1, "numbers >= 0"), ("epochs", {10: -3}, "numbers >= 0")])
+def test_values_out_of_range_fail_naming_the_range(field, value, valid):
+    """test_images=0 silently meant all 10,000 images."""
+    with pytest.raises(ValueError, match=f"Evaluate.{field} = .* is out of range; valid: {valid}"):
+        profiles.replace(profiles.get("default").evaluate, **{field: value})

@@ -1,16 +1,10 @@
 """Seeding: the same seed gives the same training, step by step."""
 
-import pytest
 import torch
 
-from helpers import data, runtime
+from helpers import runtime
 from helpers.models import ConvNet
 from helpers.training import fit
-
-
-@pytest.fixture(scope="module")
-def fashion():
-    return data.load("fashion", train=True)
 
 
 def test_seeding_is_deterministic(fashion):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import data, model_runs, runtime, training
+from helpers import model_runs, runtime, training
 from helpers.models import ConvNet
 
 
@@ -168,11 +168,6 @@ def test_train_to_accuracy_says_when_the_target_is_out_of_reach():
     with pytest.raises(ValueError, match=r"target must be an accuracy in \(0, 1\], got 1.5"):
         training.train_to_accuracy(model, x, y, (vx, vy), 1.5, check_every=2, max_epochs=1, lr=0.01,
                                      momentum=0.9, weight_decay=0.0, batch_size=50, seed=0)
-
-
-@pytest.fixture(scope="module")
-def fashion():
-    return data.load("fashion", train=True)
 
 
 def test_training_learns_and_reports(fashion):

@@ -207,16 +207,24 @@ def bootstrap_ci(values: np.ndarray, seed: int = 0, resamples: int = BOOTSTRAP,
 
 def summary(per_case: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """Tidy summary of `cases`: per model, attack, case and metric, the images attacked, the
-    successes, the success rate, and the mean, median and bootstrap CI of the mean of the
-    distance over the successful images."""
+    successes, the success rate, the mean, median and bootstrap CI of the mean of the distance
+    over the successful images; `paired_mean` over the images every network broke in that attack
+    and case (`paired_images`: the same images for every network), and `median_all` over all
+    attacked images with a failure counted as an infinite distance (C&W's convention)."""
+    broke = {key: set.intersection(*(set(g.image[g.success]) for _, g in part.groupby("model")))
+             for key, part in per_case.groupby(["attack", "case"], sort=False)}
     rows = []
     for (name, attack, case), group in per_case.groupby(["model", "attack", "case"], sort=False):
         ok = group[group.success]
+        paired = ok[ok.image.isin(broke[(attack, case)])]
         for metric in METRICS:
             lo, hi = bootstrap_ci(ok[metric].to_numpy(), seed)
+            everything = np.where(group.success, group[metric], np.inf)
             rows.append({"model": name, "attack": attack, "case": case, "metric": metric, "images": len(group),
                          "successes": len(ok), "success_rate": len(ok) / len(group), "mean": ok[metric].mean(),
-                         "median": ok[metric].median(), "ci_low": lo, "ci_high": hi})
+                         "median": ok[metric].median(), "ci_low": lo, "ci_high": hi,
+                         "paired_images": len(paired), "paired_mean": paired[metric].mean(),
+                         "median_all": float(np.median(everything)) if len(group) else np.nan})
     out = pd.DataFrame(rows)
     rank = {key: {v: i for i, v in enumerate(values)} for key, values in
             (("model", per_case.model.unique()), ("attack", ATTACKS), ("case", (*CASES, "untargeted")))}

@@ -190,7 +190,7 @@ save_figure(fig, "01_loss_and_time", SOURCE)
 
 # %% [markdown]
 # ## Side experiment: DC itself at ipc 10
-# The default profile condenses ipc 10 with DM. To show how far the seed's own method gets in
+# The default profile condenses ipc 10 with DM. To show how far DC itself (the paper's method) gets in
 # this budget, DC also condenses ipc 10 (real initialisation, the paper's loops 10/50, `side`
 # iterations and `batch_real` below), and the DC set, the DM set and the random-real control are
 # evaluated with the same protocol (notebook 02's settings: 300 epochs, no augmentation). The DM

@@ -57,9 +57,8 @@ cfg = get(profile).evaluate
 #
 # DC's protocol at every ipc: 300 epochs, learning rate ÷10 at epoch 150, 5 models per set in the
 # `default` profile (the paper: 20 models × 5 condensation runs), ipc 50 included: one model there
-# is 300 epochs over 500 images (150,000 image-steps, 5x ipc 10's), about 3 minutes on 2 cores with
-# the compiled bf16 engine. The measured cost per model is printed at the end (`seconds` /
-# `n_models`, when the models were trained in this run rather than loaded from the cache).
+# is 300 epochs over 500 images (150,000 image-steps, 5x ipc 10's). The wall time of each set's
+# models in this run is printed at the end (training what the cache lacked, loading the rest).
 
 # %%
 eval_table = pd.DataFrame([{"ipc": ipc, **study.evaluation_settings(profile, ipc),

@@ -95,15 +95,15 @@ robustness_study.training_set_table(sets)
 # `lenet_epochs[ipc]` epochs (100 or 500 images: 1 or 2 iterations per epoch), the whole set for
 # `lenet_full_epochs`; the ConvNets use notebook 02's epochs.
 #
-# **How many epochs for the whole-set LeNets** (measured during development, one LeNet, DC's
-# optimiser, test accuracy after each epoch): with 20 epochs (lr ÷10 after epoch 10) it reads
-# 73.7 / 80.3 / 83.7 / 85.4 % after epochs 1-4 (4 epochs was the former setting), 88.6 % after
+# **How many epochs for the whole-set LeNets** (one LeNet trained with this code, DC's optimiser,
+# test accuracy after each epoch): with 20 epochs (lr ÷10 after epoch 10) it reads
+# 73.7 / 80.3 / 83.7 / 85.4 % after epochs 1-4, 88.6 % after
 # epoch 10, 89.5 % right after the drop and 89.5-89.8 % from epoch 11 to 20: converged, at the
 # ~89-90 % usual for LeNet-5 on FashionMNIST. A 10-epoch run (drop after epoch 5) ended at 87.4 %.
 # The default profile therefore trains them for 20 epochs.
 #
 # **The accuracy-matched control.** A whole-set LeNet reaches the condensed LeNets' accuracy
-# within its first epoch (measured during development: 67 % validation accuracy after about 105 SGD
+# within its first epoch (one run of this code: 67 % validation accuracy after about 105 SGD
 # steps, 69 % after 110, so about 0.4 points per step there), so the accuracy-matched LeNets check
 # their accuracy on `matched_val_images` held-out training images every `matched_check_every` SGD
 # steps (2 in the default profile: at most about a point past the target) with a constant lr of
@@ -119,7 +119,7 @@ trained = {**lenets, **matched, **convnets}
 robustness_study.stopping_table(matched).round(3)
 
 # %% [markdown]
-# ## Training loss per iteration: original vs condensed (the seed report's figure)
+# ## Training loss per iteration: original vs condensed
 # Mean over seeds (band: ± std) of the mini-batch cross-entropy at every SGD iteration of the
 # LeNets. A condensed set is one or two mini-batches, so its loss falls fast and far: the network
 # can fit 100 synthetic images almost perfectly. Low training loss is not test accuracy (next figure).

@@ -236,3 +236,22 @@ def test_images_of_the_wrong_shape_or_dtype_fail_before_any_work():
             attack(_net(), x, torch.tensor([-100, 2]), max_iter=1)
         with pytest.raises(ValueError, match="max_iter must be an integer"):
             attack(_net(), x, label, max_iter=True)
+
+
+@pytest.mark.parametrize("steps", [1, 4])
+def test_the_search_runs_every_configured_binary_step_on_an_instance_that_never_succeeds(steps):
+    model = _linear(torch.zeros(16), -5.0)  # class 0 always wins: target 1 is unreachable
+    res = cw.cw_l2(model, torch.rand(2, 1, 4, 4), torch.ones(2, dtype=torch.long), binary_search_steps=steps,
+                   max_iter=20, abort_early=False)
+    assert res["iterations"].tolist() == [steps * 20] * 2 and not res["success"].any()
+
+
+def test_failures_enter_the_median_as_infinite_and_paired_means_share_images():
+    per_case = pd.DataFrame({"model": ["undistilled"] * 3 + ["student T=100"] * 3, "attack": "L2", "case": "average",
+                             "image": [0, 1, 2] * 2, "target": 1, "success": [True, True, False, True, False, False],
+                             "l2": [1.0, 2.0, np.nan, 3.0, np.nan, np.nan], "l0": 1.0, "linf": 0.1})
+    stats = cw_study.summary(per_case).set_index(["model", "metric"])
+    assert stats.loc[("undistilled", "l2")].median_all == 2.0  # 1, 2, inf
+    assert stats.loc[("student T=100", "l2")].median_all == math.inf  # 3, inf, inf
+    assert stats.loc[("undistilled", "l2")].paired_images == 1  # image 0: the only one both broke
+    assert stats.loc[("undistilled", "l2")].paired_mean == 1.0 and stats.loc[("student T=100", "l2")].paired_mean == 3.0

@@ -54,3 +54,19 @@ def test_readme_layout_lists_every_module_once():
     modules = sorted(p.stem for p in (REPO_ROOT / "helpers").glob("*.py") if p.stem != "__init__")
     counts = {m: len(re.findall(rf"^\| `{m}` \|", text, re.M)) for m in modules}
     assert {m: n for m, n in counts.items() if n != 1} == {}, "README's layout tables: one row per helpers module"
+
+
+# Words about how the report was made, not about its methods and results.
+PROCESS_WORDS = re.compile(r"(?i)\b(this round|issues? \d+|earlier report|previous session|today's|aimed at|"
+                           r"seed report|the seed's|during development|former setting|not yet re-timed)\b")
+
+
+def test_the_report_speaks_of_its_methods_and_results_only():
+    texts = {"README.md": report.README.read_text(encoding="utf-8")}
+    for path in report.notebooks():
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            outputs = "".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+                              for o in cell.get("outputs", []))
+            texts[f"{path.name} cell {i}"] = cell.source + outputs
+    found = {where: m.group(0) for where, text in texts.items() if (m := PROCESS_WORDS.search(text))}
+    assert found == {}

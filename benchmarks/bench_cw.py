@@ -10,6 +10,10 @@ run, and the L0 attack's wall time per image.
     test images the network classifies correctly, with all nine wrong targets each. Early abort
     is off, so both run the same iterations; the speedup and the largest difference between
     their results are printed.
+    Beside them, the floor this machine sets: its fp32 matmul throughput (measured in the same
+    run) divided by the FLOPs of one forward and input-gradient backward pass of the network
+    (counted by torch's FlopCounterMode), i.e. the image-iterations per second of an attack that
+    did nothing but the network's own arithmetic at matmul speed.
 (2) L0 wall time per image: the current attack's average case (one random wrong target per
     image) with the `default` and the `paper` profile's iteration cap per constant.
 The network is the default profile's undistilled network from the cache (notebook 04), or an
@@ -29,6 +33,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from helpers import cw, cw_study, data, distillation, distillation_study, models
 from helpers.config import REPO_ROOT
@@ -74,9 +79,28 @@ def timed(fn, *args, **kwargs) -> tuple[dict, float]:
     return out, time.perf_counter() - start
 
 
+def matmul_flops(n: int = 2048, repeats: int = 5) -> float:
+    """The machine's fp32 matmul throughput (FLOP/s, best of `repeats` n x n products)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm-up
+    return 2 * n ** 3 / min(timed(torch.mm, a, b)[1] for _ in range(repeats))
+
+
+def flops_per_iteration(model: torch.nn.Module, batch: int = 100) -> float:
+    """FLOPs of one attack iteration's network work per image: a forward pass and the backward
+    pass to the input (the weights are frozen while attacked, as in `cw.cw_l2`)."""
+    x = torch.rand(batch, 1, 28, 28, requires_grad=True)
+    with models.frozen(model), FlopCounterMode(display=False) as counter:
+        model(x).sum().backward()
+    return counter.get_total_flops() / batch
+
+
 def l2_throughput(model: torch.nn.Module, old, batches: list[int], iters: int, repeats: int = 2) -> None:
+    per_image, machine = flops_per_iteration(model), matmul_flops()
+    floor = machine / per_image
     print(f"L2, {iters} iterations per instance, early abort off; image-iterations/s, best of {repeats} "
-          "interleaved runs after a warm-up:")
+          "interleaved runs after a warm-up. Floor: fp32 matmul at "
+          f"{machine / 1e9:.0f} GFLOP/s over {per_image / 1e6:.2f} MFLOP per image-iteration = {floor:.0f}/s")
     for batch in batches:
         x, _, target = instances(model, batch)
         common = {"abort_early": False, "batch_size": batch, "c_init": 1.0}
@@ -92,8 +116,9 @@ def l2_throughput(model: torch.nn.Module, old, batches: list[int], iters: int, r
         same = (result["old"]["success"] == result["new"]["success"]).float().mean().item()
         diff = (result["old"]["l2"] - result["new"]["l2"]).abs().nan_to_num().max().item()
         rate = {name: batch * iters / seconds for name, seconds in best.items()}
-        print(f"  batch {batch}: old {rate['old']:.0f}, new {rate['new']:.0f} ({rate['new'] / rate['old']:.2f}x); "
-              f"same success on {same:.0%} of instances, max |L2 difference| {diff:.1e}")
+        print(f"  batch {batch}: old {rate['old']:.0f}, new {rate['new']:.0f} ({rate['new'] / rate['old']:.2f}x; "
+              f"{rate['new'] / floor:.0%} of the floor); same success on {same:.0%} of instances, "
+              f"max |L2 difference| {diff:.1e}")
 
 
 def l0_per_image(model: torch.nn.Module, n: int) -> None:

@@ -102,8 +102,8 @@ class CacheProblem(ValueError):
 def _load(path: Path, config: dict, validate: Callable[[Any], None] | None) -> Any:
     try:
         entry = torch.load(path, weights_only=True)
-    except FileNotFoundError:
-        raise
+    except (FileNotFoundError, NotADirectoryError) as err:  # nothing stored there (the folder may be a file)
+        raise FileNotFoundError(path) from err
     except Exception as err:
         raise CacheProblem(f"unreadable ({type(err).__name__})") from err
     try:
@@ -181,8 +181,9 @@ def load_or_build(name: str, config: dict, build: Callable[[], Any], root: Path 
     except OSError as err:
         if bad:
             _quarantine(path, bad)
-        _not_stored(path, f"cache folder {path.parent} is not writable ({err})")
-        return _built(build, validate)
+        why = "is a file, not a folder" if path.parent.is_file() else f"is not writable ({err})"
+        _not_stored(path, f"cache folder {path.parent} {why}")
+        return _built(build, validate, path)
     with lock:
         _locked(lock, path)
         if path.exists():  # built by another process while this one waited, or bad
@@ -190,7 +191,7 @@ def load_or_build(name: str, config: dict, build: Callable[[], Any], root: Path 
                 return _load(path, config, validate)
             except CacheProblem as problem:
                 _quarantine(path, problem)
-        value = _built(build, validate)
+        value = _built(build, validate, path)
         try:
             atomic_save({"config": canonical(config), "value": value}, path)
         except NotStored as err:
@@ -198,8 +199,12 @@ def load_or_build(name: str, config: dict, build: Callable[[], Any], root: Path 
         return value
 
 
-def _built(build: Callable[[], Any], validate: Callable[[Any], None] | None) -> Any:
+def _built(build: Callable[[], Any], validate: Callable[[Any], None] | None, path: Path) -> Any:
     value = build()
     if validate:
-        validate(value)  # a build that breaks its own contract is a bug: never store it
+        try:
+            validate(value)
+        except ValueError as err:  # a build that breaks its own contract is a bug: never store it
+            raise ValueError(f"the value just built for {path.name} does not fit its artifact kind: {err}; "
+                             "nothing was stored (the code that builds it is at fault)") from err
     return value

@@ -25,11 +25,13 @@ from .backdoor import BadNets, Doorping
 DEFAULT_PROFILE = "default"
 
 
-def _f(default, doc: str):
-    """A dataclass field with its documentation; mutable defaults are copied per instance."""
+def _f(default, doc: str, low: int = 0):
+    """A dataclass field with its documentation and the smallest value its numbers may take (1 for
+    counts that must not be empty); mutable defaults are copied per instance."""
+    meta = {"doc": doc, "low": low}
     if isinstance(default, dict | list):
-        return field(default_factory=lambda: type(default)(default), metadata={"doc": doc})
-    return field(default=default, metadata={"doc": doc})
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 def _default(fn, name: str):
@@ -67,7 +69,7 @@ class Section:
             if not _matches(value, hints[f.name]):
                 raise ValueError(f"{type(self).__name__}.{f.name} = {value!r} is not a valid {hints[f.name]}; "
                                  f"{f.metadata.get('doc', '')}")
-            low = _lowest(value, hints[f.name])
+            low = _lowest(value, hints[f.name], f.metadata.get("low", 0))
             if low is not None:
                 raise ValueError(f"{type(self).__name__}.{f.name} = {value!r} is out of range; valid: {low}; "
                                  f"{f.metadata.get('doc', '')}")
@@ -81,21 +83,21 @@ def _numbers(value) -> list:
     return [value] if isinstance(value, int | float) and not isinstance(value, bool) else []
 
 
-def _lowest(value, hint) -> str | None:
-    """What range `value` breaks, or None: every budget number is >= 0 (counts, rates, rates of
-    learning, seeds), and an optional count (`int | None`, None meaning all) is >= 1, so that 0
-    never silently means "all"."""
+def _lowest(value, hint, low: int = 0) -> str | None:
+    """What range `value` breaks, or None: every budget number is >= `low` (0: counts, rates,
+    learning rates, seeds; 1: counts that must not be empty), and an optional count (`int | None`,
+    None meaning all) is >= 1, so that 0 never silently means "all"."""
     optional_count = typing.get_origin(hint) in (typing.Union, types.UnionType) and set(typing.get_args(hint)) == {
         int, type(None)}
     if optional_count and value is not None and value < 1:
         return "None (all) or an integer >= 1"
-    return "numbers >= 0" if any(n < 0 for n in _numbers(value)) else None
+    return f"numbers >= {low}" if any(n < low for n in _numbers(value)) else None
 
 
 @dataclass(frozen=True)
 class Datasets(Section):
     """Notebook 00: a look at MNIST and FashionMNIST."""
-    grid_per_class: int = _f(10, "example images shown per class")
+    grid_per_class: int = _f(10, "example images shown per class", low=1)
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ class Condense(Section):
 @dataclass(frozen=True)
 class Evaluate(Section):
     """Notebook 02: DC's evaluation protocol (fresh ConvNets trained on each set)."""
-    n_models: int = _f(20, "ConvNets trained per set (DC: 20 models x 5 experiments)")
+    n_models: int = _f(20, "ConvNets trained per set (DC: 20 models x 5 experiments)", low=1)
     epochs: dict[int, int] = _f({1: 300, 10: 300, 50: 300}, "training epochs per ipc")
     lr: float = _f(_default(model_runs.train_models, "lr"), "SGD learning rate")
     momentum: float = _f(_default(model_runs.train_models, "momentum"), "SGD momentum")
@@ -141,7 +143,7 @@ class Evaluate(Section):
                                      "fractions of training where the learning rate drops x0.1")
     ipcs: tuple[int, ...] = _f((1, 10, 50), "images per class evaluated")
     test_images: int | None = _f(None, "test images scored (None: all 10,000)")
-    whole_models: int = _f(3, "ConvNets trained on the whole training set (upper bound)")
+    whole_models: int = _f(3, "ConvNets trained on the whole training set (upper bound)", low=1)
     whole_epochs: int = _f(300, "epochs of each whole-training-set ConvNet")
     whole_images: int | None = _f(None, "training images of the upper bound (None: all 60,000)")
 
@@ -149,7 +151,7 @@ class Evaluate(Section):
 @dataclass(frozen=True)
 class Robustness(Section):
     """Notebook 03: FGSM (Goodfellow et al. 2015) and PGD (Madry et al. 2018) on LeNets and ConvNets."""
-    seeds: int = _f(5, "LeNets trained per training set")
+    seeds: int = _f(5, "LeNets trained per training set", low=1)
     ipcs: tuple[int, ...] = _f((10, 50), "condensed / random-subset sizes (images per class)")
     eps: tuple[float, ...] = _f((0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3), "attack budgets, [0, 1] pixel units")
     lenet_full_epochs: int = _f(50, "epochs of the LeNets trained on the whole training set")
@@ -191,7 +193,7 @@ class Distill(Section):
 @dataclass(frozen=True)
 class Cw(Section):
     """Notebook 05: Carlini & Wagner's L2 and L0 attacks (2017) against distilled networks."""
-    n_images: int = _f(1000, "test images attacked: the first n that every network classifies correctly")
+    n_images: int = _f(1000, "test images attacked: the first n that every network classifies correctly", low=1)
     batch_size: int = _f(1000, "attack instances (image, target) optimised side by side; speed only")
     c_init: float = _f(_default(cw.cw_l2, "c_init"),
                        "L2: the constant c of the first run (x10 until the first success, then bisection)")
@@ -201,7 +203,7 @@ class Cw(Section):
     l2_all_targets: tuple[str, ...] = _f(("undistilled", "teacher", "student"),
                                          "L2: roles of the networks attacked with all nine wrong targets (best / "
                                          "average / worst case); the others with the average case's target only")
-    l0_images: int = _f(1000, "L0: the first n attacked images, each with its average-case target")
+    l0_images: int = _f(1000, "L0: the first n attacked images, each with its average-case target", low=1)
     l0_all_targets: tuple[str, ...] | None = _f(None, "L0: networks (by name) also attacked with all nine targets "
                                                       "(best / worst case); None: every network")
     l0_all_images: int = _f(1000, "L0: the first n attacked images that get all nine targets on those networks")
@@ -229,13 +231,13 @@ class Backdoor(Section):
                                               "architectures also trained on the whole DOORPING-poisoned data")
     condense_seeds: tuple[int, ...] = _f((0, 1, 2), "condensation seeds per poisoned set")
     convnet_ipcs: tuple[int, ...] = _f((10, 50), "ipcs whose sets also train ConvNets")
-    convnet_models: int = _f(10, "ConvNets per condition")
-    lenet_models: int = _f(10, "LeNets per condition")
+    convnet_models: int = _f(10, "ConvNets per condition", low=1)
+    lenet_models: int = _f(10, "LeNets per condition", low=1)
     lenet_epochs: dict[int, int] = _f({10: 300, 50: 300}, "LeNet epochs per ipc")
     full_rates: dict[str, tuple[float, ...]] = _f({"lenet": (0.01, 0.05, 0.1), "convnet": (0.01, 0.05, 0.1)},
                                                   "per architecture trained on the whole data (clean and "
                                                   "poisoned): the poison rates")
-    full_models: int = _f(3, "models per whole-data condition")
+    full_models: int = _f(3, "models per whole-data condition", low=1)
     full_epochs: int = _f(50, "epochs of whole-data LeNets (whole-data ConvNets: evaluate.whole_epochs, "
                               "shared with notebook 02)")
     full_images: int | None = _f(None, "whole-data training images (None: all 60,000)")
@@ -253,6 +255,9 @@ class Profile:
     distill: Distill
     cw: Cw
     backdoor: Backdoor
+
+    def __getattr__(self, name: str):  # only reached for a name that is not a section
+        raise AttributeError(f"profile {self.name!r} has no section {name!r}; valid: {', '.join(SECTIONS)}")
 
 
 SECTIONS: dict[str, type[Section]] = {k: v for k, v in typing.get_type_hints(Profile).items() if k != "name"}

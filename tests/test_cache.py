@@ -221,3 +221,10 @@ def test_distilled_networks_and_cw_results_have_schemas():
     schemas.cw_attack(3, ("success", "adv"))(result)
     with pytest.raises(ValueError, match="holds 3 instances, expected 4"):
         schemas.cw_attack(4, ("success", "adv"))(result)
+
+
+def test_a_cache_root_that_is_a_file_builds_and_says_so(tmp_path):
+    root = tmp_path / "cache"
+    root.write_text("not a folder")
+    with pytest.warns(UserWarning, match="is a file, not a folder.*built and not stored"):
+        assert cache.load_or_build("model", {"k": 1}, lambda: torch.ones(1), root=root).shape == (1,)

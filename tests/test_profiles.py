@@ -79,3 +79,13 @@ def test_values_out_of_range_fail_naming_the_range(field, value, valid):
     """test_images=0 silently meant all 10,000 images."""
     with pytest.raises(ValueError, match=f"Evaluate.{field} = .* is out of range; valid: {valid}"):
         profiles.replace(profiles.get("default").evaluate, **{field: value})
+
+
+def test_a_mistyped_section_names_the_valid_ones():
+    with pytest.raises(AttributeError, match="no section 'condnse'; valid: datasets, condense"):
+        profiles.get("smoke").condnse  # noqa: B018
+
+
+def test_counts_that_must_not_be_empty_refuse_zero():
+    with pytest.raises(ValueError, match="Evaluate.n_models = 0 is out of range; valid: numbers >= 1"):
+        profiles.replace(profiles.get("default").evaluate, n_models=0)

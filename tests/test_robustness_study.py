@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import attacks, models, report, robustness_study, training
+from helpers import attacks, models, robustness_study, training
 from helpers.profiles import get
 
 
@@ -81,11 +81,11 @@ def test_verdicts_without_a_baseline_or_at_an_unattacked_eps():
 def test_report_sentence_follows_the_verdict():
     results = _results({("original", 0): [0.80, 0.84], ("condensed", 10): [0.60, 0.64],
                         ("random subset", 10): [0.70, 0.72], ("accuracy-matched", 10): [0.61, 0.63]})
-    text = report._robustness_answer(results)
+    text = robustness_study.abstract_line(results)
     assert "less easily attacked than whole-data and random-subset ones" in text
     assert "62.0 %" in text and "82.0 %" in text and "71.0 %" in text
     assert "goes away, so it comes with the lower accuracy" in text  # matched: indistinguishable
-    without = report._robustness_answer(results[results.condition != "accuracy-matched"])
+    without = robustness_study.abstract_line(results[results.condition != "accuracy-matched"])
     assert "accuracy-matched" not in without and "stopped at" not in without
 
 

@@ -5,12 +5,12 @@ or foreign file is reported as a cache problem and rebuilt, never used."""
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 
 import torch
 
 from . import models
+from .validation import check_finite, is_number
 
 Validator = Callable[[object], None]
 
@@ -25,8 +25,7 @@ def _fields(value, names: tuple[str, ...]) -> dict:
 
 
 def _number(value, name: str, low: float = -math.inf, high: float = math.inf) -> None:
-    if not (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-            and low <= value <= high):
+    if not (is_number(value) and low <= value <= high):
         raise ValueError(f"{name} = {value!r}; expected a finite number in [{low:g}, {high:g}]")
 
 
@@ -40,8 +39,8 @@ def _tensor(value, name: str, shape: tuple | None = None, dtype: torch.dtype | N
         raise ValueError(f"{name} has shape {tuple(value.shape)}, expected {shape}")
     if dtype is not None and value.dtype != dtype:
         raise ValueError(f"{name} has dtype {value.dtype}, expected {dtype}")
-    if finite and value.is_floating_point() and not torch.isfinite(value).all():
-        raise ValueError(f"{name} holds NaN or infinite values")
+    if finite:
+        check_finite(name, value)
 
 
 def _state_dict(value, name: str, arch: str, arch_kwargs: dict) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -52,10 +53,17 @@ def code_hash(module: str) -> str:
     return hashlib.sha256(ast.dump(tree, include_attributes=False).encode()).hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=4)
+def _read(path: Path, mtime_ns: int, size: int) -> dict:
+    """The record file's content, read once per version of the file (every cache key asks for it)."""
+    return json.loads(path.read_text())
+
+
 def recorded() -> dict[str, dict]:
     """{module: {"version": int, "code": hash}} as recorded in `method_versions.json`."""
     try:
-        record = json.loads(RECORD.read_text())
+        stat = RECORD.stat()
+        record = _read(RECORD, stat.st_mtime_ns, stat.st_size)
     except (OSError, ValueError) as err:
         raise RuntimeError(f"{RECORD} is unreadable ({err}); restore it from git") from err
     missing = set(METHOD_MODULES) - set(record)
@@ -81,7 +89,7 @@ def stale() -> list[str]:
 
 
 def _write(modules: list[str], bump: bool) -> None:
-    record = recorded() if RECORD.exists() else {}
+    record = dict(recorded()) if RECORD.exists() else {}  # a copy: the read is cached
     for m in modules:
         old = record.get(m, {"version": 0})
         record[m] = {"version": old["version"] + 1 if bump else old["version"], "code": code_hash(m)}

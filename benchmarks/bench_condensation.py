@@ -4,7 +4,8 @@
 
 Prints, in one run on this machine, for each engine path (eager fp32, torch.compile fp32,
 bf16 autocast eager, compile + bf16) images/s of: ConvNet training at batch 100 and 256,
-ConvNet forward (batch 1000, no grad), LeNet training (bf16 only: the engine never compiles it);
+ConvNet forward (batch 1000, no grad), LeNet training and the MNIST network's training at a
+temperature (bf16 only: the engine never compiles them);
 LeNet and MNIST-network training eager vs compiled (why the engine compiles neither); then
 seconds per DC iteration (ipc 1, paper loops) and per DM iteration (ipc 10, DSA) at the
 default profile's batch_real, and seconds per 300-epoch evaluation model (DC's protocol,
@@ -21,7 +22,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from helpers import condensation, condensation_study, data, engine, models
+from helpers import condensation, condensation_study, data, distillation, engine, models
 from helpers.runtime import device
 from helpers.training import evaluate, fit
 
@@ -46,10 +47,13 @@ def _best_rate(step, items: int, steps: int, rounds: int = 3) -> float:
     return steps * items / best
 
 
-def train_rate(arch: str, batch: int, steps: int, compile_directly: bool = False) -> float:
+def train_rate(arch: str, batch: int, steps: int, compile_directly: bool = False, tempered: bool = False) -> float:
     """Training images/s of `arch` on the engine's current plan (or, `compile_directly`, on
-    torch.compile of the network itself: for networks the engine leaves eager)."""
+    torch.compile of the network itself: for networks the engine leaves eager); `tempered`
+    trains it inside `distillation.Tempered`, as notebook 04 does."""
     net = models.build(arch).to(device())
+    if tempered:
+        net = distillation.Tempered(net, 100.0)
     x, y = torch.randn(batch, 1, 28, 28, device=device()), torch.randint(10, (batch,), device=device())
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     run = torch.compile(net) if compile_directly else engine.runner(net)
@@ -119,14 +123,16 @@ def main() -> None:
     cases = [("ConvNet training, batch 100", lambda: train_rate("convnet", 100, steps)),
              ("ConvNet training, batch 256", lambda: train_rate("convnet", 256, steps)),
              ("ConvNet forward, batch 1000", lambda: forward_rate(1000, steps)),
-             ("LeNet training, batch 256 (never compiled)", lambda: train_rate("lenet", 256, steps * 4))]
-    print(f"  {'':44}" + "".join(f"{p:>14}" for p in PATHS))
+             ("LeNet training, batch 256 (never compiled)", lambda: train_rate("lenet", 256, steps * 4)),
+             ("MNIST network training at T, batch 128 (never compiled)",
+              lambda: train_rate("mnistnet", 128, steps * 2, tempered=True))]
+    print(f"  {'':56}" + "".join(f"{p:>14}" for p in PATHS))
     for label, measure in cases:
         rates = []
         for name in PATHS:
             with engine.using(_plan(name)):
                 rates.append(measure())
-        print(f"  {label:44}" + "".join(f"{r:14.0f}" for r in rates) + f"   ({max(rates) / rates[0]:.2f}x best/eager)")
+        print(f"  {label:56}" + "".join(f"{r:14.0f}" for r in rates) + f"   ({max(rates) / rates[0]:.2f}x best/eager)")
     print("  Networks outside FAST_PATH with compile, eager fp32 vs torch.compile of the network itself:")
     for label, arch, batch, n in [("LeNet training", "lenet", 256, steps * 4),
                                   ("MNIST network training", "mnistnet", 128, steps * 2)]:

@@ -1,7 +1,8 @@
 """How the networks run: the one place that chooses torch.compile and bf16 autocast.
 
 Each network class declares in `FAST_PATH` what it may use (`models.py`: the ConvNet both, the
-LeNet bf16 only, the MNIST network neither, as measured by `benchmarks/bench_condensation.py`).
+LeNet bf16 only, the MNIST network neither; its training wrapper `distillation.Tempered` bf16, so
+it trains in bf16 but predicts in fp32; as measured by `benchmarks/bench_condensation.py`).
 Their forward passes go through `runner`, which applies the process's `plan`: evaluation-protocol
 training and prediction (`training.py`), DC's real-batch gradients and inner loop, DM's
 real-batch embeddings (`condensation.py`).
@@ -66,9 +67,18 @@ class Plan:
                 f"{ENGINE_ENV}=eager switches both off")
 
 
+_WRAPPERS: list[type] = []  # modules around a network with their own FAST_PATH (`declare`)
+
+
+def declare(cls: type) -> type:
+    """Class decorator: name a wrapper module (e.g. `distillation.Tempered`) in `describe`'s line."""
+    _WRAPPERS.append(cls)
+    return cls
+
+
 def _using(path: str) -> list[str]:
-    """The study's networks whose FAST_PATH includes `path`."""
-    return [cls.__name__ for cls in models.ARCHITECTURES.values() if path in cls.FAST_PATH]
+    """The study's networks (and declared wrappers) whose FAST_PATH includes `path`."""
+    return [cls.__name__ for cls in (*models.ARCHITECTURES.values(), *_WRAPPERS) if path in cls.FAST_PATH]
 
 
 def _mode() -> str:

@@ -42,6 +42,9 @@
 # unstable), while C&W's 50 epochs on 60,000 images are ~23k steps and the CPU budget affords
 # ~5k. Adam's steps do not depend on that scale (the T = 100 teacher reached 49 % after 24 steps),
 # so the `default` profile trains every network, the baseline included, with Adam (lr 1e-3).
+# Training runs under bf16 autocast where the CPU has bf16 units (about 1.9x faster than fp32
+# here, `benchmarks/bench_condensation.py`; the engine line below says whether it is on);
+# soft labels, test accuracies, logits and every attack in notebook 05 run in fp32.
 # Models are cached for notebook 05, which attacks them.
 #
 # **References.** N. Papernot, P. McDaniel, X. Wu, S. Jha, A. Swami, "Distillation as a defense to
@@ -105,9 +108,10 @@ for e in cfg.epochs:
             hist = records[(name.format(t=t), e)]["history"]["epochs"]
             for row, metric in enumerate(("acc", "loss")):
                 for split, ls in styles.items():
-                    axes[row, col].plot([h["epoch"] for h in hist], [h[f"{split}_{metric}"] for h in hist], ls,
-                                        color=CONDITION_COLORS[role], alpha=0.8 if split == "train" else 1.0)
-        axes[0, col].set(title=f"T = {t:g}", ylabel="accuracy")
+                    scale = 100 if metric == "acc" else 1  # accuracy in %, as everywhere in the report
+                    axes[row, col].plot([h["epoch"] for h in hist], [scale * h[f"{split}_{metric}"] for h in hist],
+                                        ls, color=CONDITION_COLORS[role], alpha=0.8 if split == "train" else 1.0)
+        axes[0, col].set(title=f"T = {t:g}", ylabel="accuracy (%)")
         axes[1, col].set(ylabel="cross-entropy at training T", yscale="log", xlabel="epoch")
     fig.legend(handles=legend, loc="lower center", ncol=len(legend), bbox_to_anchor=(0.5, -0.04))
     fig.suptitle(f"Training (dashed) and validation (solid), {e} epochs")
@@ -120,7 +124,9 @@ for e in cfg.epochs:
 # Z/T), and the networks keep these logits when deployed at T = 1. Softmax outputs then
 # saturate at 0 and 1, so the gradient of the cross-entropy vanishes — the reason
 # gradient-based attacks on the softmax (FGSM, JSMA-F) seem to fail on distilled networks
-# (Carlini & Wagner report a mean L1 logit norm of about 482 distilled vs 5.8 undistilled).
+# (Carlini & Wagner report a mean L1 logit norm of about 482 distilled vs 5.8 undistilled for
+# their networks; the magnitude depends on how long and how a network is trained, so compare the
+# ratio between distilled and undistilled, about 80x there, rather than the values).
 # One point per network on a logarithmic axis (a bar's length means nothing there).
 
 # %% tags=[]
@@ -133,7 +139,9 @@ ax.set(yscale="log", ylabel="mean L1 norm of the logits (test set)",
 ax.grid(axis="y", which="both", alpha=0.3)
 ax.tick_params(axis="x", rotation=30)
 save_figure(fig, "04_logit_magnitude", SOURCE)
-table[["model", "epochs", "test_acc", "mean_abs_logit", "mean_l1_logits", "mean_logit_range"]]
+(table[["model", "epochs", "test_acc", "mean_abs_logit", "mean_l1_logits", "mean_logit_range"]].style
+ .format({"test_acc": "{:.2%}", "mean_abs_logit": "{:.1f}", "mean_l1_logits": "{:.1f}", "mean_logit_range": "{:.1f}"})
+ .hide(axis="index"))
 
 # %% [markdown]
 # ## What this shows

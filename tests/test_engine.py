@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from helpers import data, engine, model_runs, models, training
+from helpers import cw, data, distillation, engine, model_runs, models, training
 
 FAST = engine.Plan("cpu", compile=True, bf16=True, probe="test: every fast option on")
 
@@ -95,6 +95,34 @@ def test_only_the_study_networks_take_the_fast_path():
         assert counters["stats"]["unique_graphs"] == graphs
         with pytest.raises(ValueError, match="valid: forward, embed"):
             engine.runner(models.ConvNet(width=8), "backward")
+
+
+class _Recording(models.MnistNet):
+    """The MNIST network, noting whether each forward pass ran under autocast and in which dtype."""
+
+    def forward(self, x):
+        self.seen.append((torch.is_autocast_enabled(x.device.type), x.dtype))
+        return super().forward(x)
+
+
+class _RecordingFast(_Recording):
+    FAST_PATH = ("bf16",)  # would run in bf16 if anything called it through `engine.runner`
+
+
+def test_the_mnist_network_trains_in_bf16_but_predicts_and_is_attacked_in_fp32():
+    x, y = torch.rand(8, 1, 28, 28), torch.arange(8) % 10
+    net, fast = _Recording(), _RecordingFast()
+    net.seen, fast.seen = [], []
+    with engine.using(FAST):
+        assert "Tempered" in engine.describe()
+        training.fit(distillation.Tempered(net, 50.0), x, y, epochs=1, lr=0.01, batch_size=8)
+        assert net.seen[-1] == (True, torch.float32)  # the training step: under bf16 autocast
+        net.seen.clear()
+        training.predict(net, x)
+        assert net.seen == [(False, torch.float32)]  # prediction (soft labels, accuracy): fp32
+        cw.cw_l2(fast, x[:2], (y[:2] + 1) % 10, binary_search_steps=1, max_iter=2)
+        cw.cw_l0(fast, x[:1], (y[:1] + 1) % 10, max_iter=2)
+        assert set(fast.seen) == {(False, torch.float32)}  # the attacks: fp32, whatever the plan
 
 
 @pytest.fixture(scope="module")

@@ -200,15 +200,21 @@ class Cw(Section):
     binary_search_steps: int = _f(_default(cw.cw_l2, "binary_search_steps"),
                                   "L2: optimisation runs per instance, each with the next constant c")
     max_iter: int = _f(_default(cw.cw_l2, "max_iter"), "L2: Adam iterations per run, at most (runs abort early)")
-    l2_all_targets: tuple[str, ...] = _f(("undistilled", "teacher", "student"),
-                                         "L2: roles of the networks attacked with all nine wrong targets (best / "
-                                         "average / worst case); the others with the average case's target only")
+    l2_all_targets: tuple[str, ...] | None = _f(None, "L2: networks (by name) attacked with all nine wrong targets "
+                                                      "(best / average / worst case), the others with the average "
+                                                      "case's target only; None: every network")
     l0_images: int = _f(1000, "L0: the first n attacked images, each with its average-case target", low=1)
     l0_all_targets: tuple[str, ...] | None = _f(None, "L0: networks (by name) also attacked with all nine targets "
                                                       "(best / worst case); None: every network")
     l0_all_images: int = _f(1000, "L0: the first n attacked images that get all nine targets on those networks")
     l0_max_iter: int = _f(_default(cw.cw_l0, "max_iter"),
                           "L0: Adam iterations per constant before c doubles (l0_attack.py: 1000)")
+    search_images: int = _f(0, "L2 search check: the first n attacked images, average case, on every network, "
+                               "attacked at each of `search_iters` (0: no check)", low=0)
+    search_iters: tuple[int, ...] = _f((), "L2 search check: the max_iter values compared (the same search otherwise)")
+    l0_search_images: int = _f(0, "L0 budget check: the first n attacked images, average case, on every network, "
+                                  "attacked at each of `l0_search_iters` (0: no check)", low=0)
+    l0_search_iters: tuple[int, ...] = _f((), "L0 budget check: the l0_max_iter values compared")
     fgsm_eps: tuple[float, ...] = _f((0.05, 0.1, 0.2, 0.3), "FGSM budgets of the gradient-masking check, [0, 1] pixels")
     fgsm_images: int = _f(10000, "test images of that check")
     seed: int = _f(0, "seed of the average case's random targets")
@@ -275,9 +281,10 @@ DEFAULT_OVERRIDES: dict[str, dict] = {
                  "side": {10: CondenseRun("dc", init="real", iterations=4, batch_real=64)}},
     "evaluate": {"n_models": 5, "whole_models": 2, "whole_epochs": 6},
     "distill": {"n_train_eval": 2000, "epochs": (10, 20), "optimizer": "adam", "lr": 1e-3},
-    "cw": {"n_images": 100, "batch_size": 300, "c_init": 1e-2, "binary_search_steps": 4, "max_iter": 1000,
-           "l2_all_targets": ("undistilled", "student"), "l0_images": 20, "l0_all_targets": (),
-           "l0_all_images": 10, "l0_max_iter": 200, "fgsm_images": 1000},
+    "cw": {"n_images": 100, "batch_size": 300, "max_iter": 500, "l2_all_targets": ("undistilled", "student T=100"),
+           "l0_images": 100, "l0_all_targets": ("undistilled", "student T=100"), "l0_all_images": 20,
+           "l0_max_iter": 200, "search_images": 20, "search_iters": (250, 500, 1000), "l0_search_images": 5,
+           "l0_search_iters": (200, 1000), "fgsm_images": 1000},
     "backdoor": {"ipcs": (10,), "condensed_rates": {10: (0.01, 0.05, 0.1)}, "doorping_rates": {10: (0.01,)},
                  "doorping": Doorping(max_steps=100), "doorping_full_archs": ("lenet",), "condense_seeds": (0,),
                  "convnet_ipcs": (10,), "convnet_models": 2, "lenet_models": 2, "lenet_epochs": {10: 300},
@@ -304,6 +311,7 @@ SMOKE_OVERRIDES: dict[str, dict] = {
                 "epochs": (1, 2), "temperatures": (50, 100)},
     "cw": {**DEFAULT_OVERRIDES["cw"], "n_images": 4, "batch_size": 100, "binary_search_steps": 2, "max_iter": 10,
            "l0_images": 2, "l0_all_targets": ("undistilled",), "l0_all_images": 1, "l0_max_iter": 5,
+           "search_images": 2, "search_iters": (5, 10), "l0_search_images": 1, "l0_search_iters": (5, 10),
            "fgsm_eps": (0.1, 0.3), "fgsm_images": 100},
     "backdoor": {**DEFAULT_OVERRIDES["backdoor"], "rates": (0.05, 0.1), "ipcs": (1,), "condensed_rates": {1: (0.1,)},
                  "doorping_rates": {1: (0.1,)}, "doorping": Doorping(max_steps=5), "convnet_ipcs": (1,),

@@ -80,7 +80,8 @@ BLOCKS = {"abstract": (abstract_block, ["condensation_eval", "fgsm", "backdoor",
 FIGURES = {"condensation": ("02_accuracy_vs_ipc", "Test accuracy vs images per class"),
            "fgsm": ("03_accuracy_vs_eps", "Accuracy under attack vs eps"),
            "backdoor": ("06_asr_cta_vs_rate", "Attack success and clean accuracy vs poison rate"),
-           "distillation": ("04_curves_20ep", "Training and validation curves, 20 epochs")}
+           "distillation": ("04_logit_magnitude", "Logit magnitude of every network"),
+           "cw": ("05_cw_summary", "Carlini-Wagner success and mean distortion per network")}
 
 # Per results table, the columns the blocks above read: the only ones they are given, so a
 # block reading another fails the README test, and the notebook smoke test checks each
@@ -91,7 +92,8 @@ REQUIRED_COLUMNS = {
              "clean_accuracy", "success_rate"],
     "backdoor": ["arch", "trigger", "condition", "ipc", "rate", "cta", "asr"],
     "distillation": ["model", "epochs", "test_acc", "mean_l1_logits", "n_train", "seed"],
-    "cw": ["model", "attack", "case", "metric", "images", "success_rate", "mean", "median", "ci_low", "ci_high"],
+    "cw": ["model", "attack", "case", "metric", "images", "success_rate", "mean", "median", "ci_low", "ci_high",
+           "paired_images", "paired_mean", "median_all"],
     "cw_fgsm": ["model", "eps", "accuracy"],
     "timings_default": ["notebook", "seconds", "device", "cpu_threads"],
 }

@@ -3,6 +3,7 @@ linear model, per-instance independence, and the L0 attack's rules (first-succes
 constant doubling up to its cap, a mask that only shrinks, the pixels a linear model needs);
 notebook 05's study logic: best / average / worst case, bootstrap intervals, the attack plan."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -255,3 +256,30 @@ def test_failures_enter_the_median_as_infinite_and_paired_means_share_images():
     assert stats.loc[("student T=100", "l2")].median_all == math.inf  # 3, inf, inf
     assert stats.loc[("undistilled", "l2")].paired_images == 1  # image 0: the only one both broke
     assert stats.loc[("undistilled", "l2")].paired_mean == 1.0 and stats.loc[("student T=100", "l2")].paired_mean == 3.0
+
+
+def test_all_targets_go_to_the_named_networks_only_and_unknown_names_fail(monkeypatch):
+    plan = cw_study.attack_instances("smoke", torch.tensor([3, 7, 0, 9]))
+    every = plan[plan.all_targets].groupby("attack").model.unique()
+    assert sorted(every["L2"]) == ["student T=100", "undistilled"] and list(every["L0"]) == ["undistilled"]
+    smoke = cw_study.get("smoke")
+    wrong = dataclasses.replace(smoke, cw=dataclasses.replace(smoke.cw, l2_all_targets=("student",)))
+    monkeypatch.setattr(cw_study, "get", lambda profile: wrong)
+    with pytest.raises(ValueError, match=r"l2_all_targets=\('student',\) names \['student'\].*valid: undistilled"):
+        cw_study.attack_instances("smoke", torch.tensor([3, 7]))
+
+
+def test_search_check_compares_max_iter_on_the_same_instances():
+    torch.manual_seed(0)
+    nets = {name: nn.Sequential(nn.Flatten(), nn.Linear(784, 10)) for name, _, _ in
+            cw_study.distillation_study.model_specs("smoke")}
+    images = {"index": torch.arange(4), "x": torch.rand(4, 1, 28, 28), "y": torch.tensor([3, 7, 0, 9])}
+    check = cw_study.search_check("smoke", nets, images)
+    cfg = cw_study.get("smoke").cw
+    l0 = cw_study.search_check("smoke", nets, images, "L0")
+    assert len(l0) == len(nets) * len(cfg.l0_search_iters) and (l0.images == cfg.l0_search_images).all()
+    assert len(check) == len(nets) * len(cfg.search_iters) and set(check.max_iter) == set(cfg.search_iters)
+    assert (check.images == cfg.search_images).all() and (check.paired_images <= check.images).all()
+    per_net = check.set_index(["model", "max_iter"]).evaluations
+    for (name, m), cost in per_net.items():  # each check ran at its own max_iter
+        assert 0 < cost <= cfg.binary_search_steps * m, (name, m, cost)

@@ -78,7 +78,8 @@ def _all_targets_for(profile: str) -> dict[str, dict[str, bool]]:
         if unknown:
             raise ValueError(f"{setting}={given!r} names {unknown}, not in profile {profile!r}; valid: "
                              f"{', '.join(names)}")
-    for setting, n in (("l0_images", cfg.l0_images), ("l0_all_images", cfg.l0_all_images)):
+    for setting, n in (("l0_images", cfg.l0_images), ("l0_all_images", cfg.l0_all_images),
+                       ("l2_all_images", cfg.l2_all_images), ("untargeted_images", cfg.untargeted_images)):
         if not 0 <= n <= cfg.n_images:
             raise ValueError(f"{setting}={n} is out of range; valid: 0 to n_images ({cfg.n_images})")
     return {name: {attack: given is None or name in given
@@ -90,7 +91,8 @@ def attack_instances(profile: str, labels: torch.Tensor) -> pd.DataFrame:
     label, target (the true label for the untargeted attack), `average` (the image's
     average-case target, or the untargeted attack) and `all_targets` (the image is attacked with
     all nine wrong targets, for the best and worst case). L2 attacks every image (all targets
-    on the networks in `l2_all_targets`) and, untargeted, every image; L0 attacks
+    on the first `l2_all_images` on the networks in `l2_all_targets`) and, untargeted, the
+    first `untargeted_images`; L0 attacks
     the first `l0_images` with their average-case target and, on the networks in
     `l0_all_targets`, the first `l0_all_images` with all targets."""
     cfg = get(profile).cw
@@ -99,14 +101,14 @@ def attack_instances(profile: str, labels: torch.Tensor) -> pd.DataFrame:
     labels = labels.tolist()
     rows = []
     for name, every in all_targets.items():
-        for attack, n_avg, n_all in (("L2", len(labels), len(labels) if every["L2"] else 0),
+        for attack, n_avg, n_all in (("L2", len(labels), cfg.l2_all_images if every["L2"] else 0),
                                      ("L0", cfg.l0_images, cfg.l0_all_images if every["L0"] else 0)):
             for i in range(max(n_avg, n_all)):
                 targets = [t for t in range(NUM_CLASSES) if t != labels[i]] if i < n_all else [avg[i]]
                 rows += [{"model": name, "attack": attack, "image": i, "label": labels[i], "target": t,
                           "average": t == avg[i] and i < n_avg, "all_targets": i < n_all} for t in targets]
         rows += [{"model": name, "attack": "L2 untargeted", "image": i, "label": y, "target": y, "average": True,
-                  "all_targets": False} for i, y in enumerate(labels)]
+                  "all_targets": False} for i, y in enumerate(labels[:cfg.untargeted_images])]
     return pd.DataFrame(rows)
 
 
@@ -177,32 +179,37 @@ def search_check(profile: str, nets: dict[str, nn.Module], images: dict, attack:
                  seed: int = 0) -> pd.DataFrame:
     """The targeted `attack`'s ("L2" or "L0") average case on the first few attacked images of every
     network, once per iteration budget (L2: `search_images` at each `search_iters` as max_iter; L0:
-    `l0_search_images` at each `l0_search_iters` as l0_max_iter), the profile's settings otherwise:
+    `l0_search_images` at each `l0_search_iters` as l0_max_iter, on the networks that get all nine
+    L0 targets), the profile's settings otherwise:
     what the budget per run changes. Per model and budget: images, success rate, mean distance
-    (L2 or pixels) over the images every budget broke on that network, and model evaluations per
-    instance (mean). Cached like `run`'s attacks."""
+    (L2 or pixels) over the images every budget broke on that network, model evaluations per
+    instance (mean) and `used` (the budget of the profile's own attacks). Cached like `run`'s
+    attacks."""
     cfg = get(profile).cw
     if attack not in ("L2", "L0"):
         raise ValueError(f"attack={attack!r} has no search check; valid: L2, L0")
-    n, budgets = ((cfg.search_images, cfg.search_iters) if attack == "L2" else
-                  (cfg.l0_search_images, cfg.l0_search_iters))
+    n, budgets, own = ((cfg.search_images, cfg.search_iters, cfg.max_iter) if attack == "L2" else
+                       (cfg.l0_search_images, cfg.l0_search_iters, cfg.l0_max_iter))
     if n > cfg.n_images:
         raise ValueError(f"{attack} search check: {n} images is out of range; valid: 0 to n_images ({cfg.n_images})")
     img = torch.arange(n)
     target = average_targets(images["y"], cfg.seed)[:n]  # the main run's average-case targets
     metric = OWN_METRIC[attack]
     rows = []
+    every = _all_targets_for(profile)
     for name, net in nets.items():
+        if attack == "L0" and not every[name]["L0"]:
+            continue
         runs = {m: _cached_attack(profile, net, name, attack, images, img, target, seed,
                                   attack_settings(profile, attack, max_iter=m), f"{name} {attack}, max_iter {m}")
                 for m in budgets}
         broke = torch.stack([r["success"] for r in runs.values()]).all(0) if runs else None
         rows += [{"model": name, "attack": attack, "max_iter": m, "images": n,
                   "success_rate": r["success"].float().mean().item(), "paired_images": int(broke.sum()),
-                  "paired_mean": r[metric][broke].mean().item(), "evaluations": r["iterations"].float().mean().item()}
-                 for m, r in runs.items()]
+                  "paired_mean": r[metric][broke].mean().item(), "evaluations": r["iterations"].float().mean().item(),
+                  "used": m == own} for m, r in runs.items()]
     return pd.DataFrame(rows, columns=["model", "attack", "max_iter", "images", "success_rate", "paired_images",
-                                       "paired_mean", "evaluations"])
+                                       "paired_mean", "evaluations", "used"])
 
 
 def search_table(check: pd.DataFrame) -> pd.DataFrame:
@@ -211,7 +218,29 @@ def search_table(check: pd.DataFrame) -> pd.DataFrame:
     cells = [f"{r.success_rate:.0%} · {r.paired_mean:.3g} · {r.evaluations:,.0f}" for r in check.itertuples()]
     wide = check.assign(cell=cells, budget=[f"{a}, max_iter {m}" for a, m in zip(check.attack, check.max_iter)])
     return wide.pivot(index="model", columns="budget", values="cell").loc[check.model.unique(),
-                                                                          list(dict.fromkeys(wide.budget))]
+                                                                          list(dict.fromkeys(wide.budget))].fillna(
+        "not checked")
+
+
+def budget_caveat(check: pd.DataFrame) -> list[str]:
+    """One sentence per attack of `search_check`'s rows: success at the profile's own budget
+    and, against each other budget, that success and the ratio of the profile's mean distance to
+    that budget's on the same images (what the cap changes in the profile's numbers)."""
+    lines = []
+    for attack, part in check.groupby("attack", sort=False):
+        used = part[part.used].set_index("model")
+        if used.empty:
+            continue
+        own = int(used.max_iter.iloc[0])
+        text = (f"{attack} budget check ({part.images.iloc[0]} images, {len(used)} network(s)): at this profile's "
+                f"{own} iterations success {used.success_rate.min():.0%}-{used.success_rate.max():.0%}")
+        for m, other in part[~part.used].groupby("max_iter"):
+            ratio = used.paired_mean / other.set_index("model").paired_mean
+            text += (f"; at {m}: success {other.success_rate.min():.0%}-{other.success_rate.max():.0%}, and this "
+                     f"profile's mean {OWN_METRIC[attack].upper()} is {ratio.min():.2f}-{ratio.max():.2f}x that at {m} "
+                     "on the same images")
+        lines.append(text + ".")
+    return lines
 
 
 def _pick(group: pd.DataFrame, metric: str, worst: bool) -> dict:
@@ -314,8 +343,9 @@ def plan_line(profile: str) -> str:
     nine = {a: ", ".join(n for n, e in every.items() if e[a]) or "none" for a in ("L2", "L0")}
     return (f"One search for every network: L2 runs {cfg.binary_search_steps} binary-search steps from c = "
             f"{cfg.c_init:g} of at most {cfg.max_iter} iterations each; L0 doubles its constant after "
-            f"{cfg.l0_max_iter} iterations without success. All nine targets: L2 on {nine['L2']} ({cfg.n_images} "
-            f"images), L0 on {nine['L0']} (the first {cfg.l0_all_images} images).")
+            f"{cfg.l0_max_iter} iterations without success. All nine targets: L2 on {nine['L2']} ("
+            f"the first {cfg.l2_all_images} images), L0 on {nine['L0']} (the first {cfg.l0_all_images}); untargeted "
+            f"L2 on the first {cfg.untargeted_images} images of every network.")
 
 
 def cuts(profile: str) -> pd.DataFrame:
@@ -420,8 +450,9 @@ def conclusion(stats: pd.DataFrame, paired: pd.DataFrame, fgsm: pd.DataFrame) ->
 # --- the README's block and abstract line of this study ------------------------------------------
 
 
-def readme_block(cw: pd.DataFrame, fgsm: pd.DataFrame) -> str:
-    """The README's Carlini-Wagner table from `results/cw.csv` and `results/cw_fgsm.csv` (notebook 05's)."""
+def readme_block(cw: pd.DataFrame, fgsm: pd.DataFrame, search: pd.DataFrame) -> str:
+    """The README's Carlini-Wagner table from `results/cw.csv`, `results/cw_fgsm.csv` and
+    `results/cw_search.csv` (notebook 05's budget check, under the table)."""
     eps = fgsm.eps.max()
     fgsm_acc = fgsm[fgsm.eps == eps].set_index("model").accuracy
     stat = cw.assign(success_rate=100 * cw.success_rate).set_index(["model", "attack", "case", "metric"])
@@ -458,12 +489,14 @@ def readme_block(cw: pd.DataFrame, fgsm: pd.DataFrame) -> str:
                 "the attacked images are the first test images that every network classifies correctly. C&W "
                 "report 100 % success on 1000 images. From `results/cw.csv` and `results/cw_fgsm.csv`; "
                 "distances on the [0, 1] pixel scale.")
+    rows.append("\nWhat the iteration caps change (`results/cw_search.csv`): " + " ".join(budget_caveat(search)))
     return "\n".join(rows)
 
 
-def abstract_line(cw: pd.DataFrame, cw_fgsm: pd.DataFrame) -> str:
+def abstract_line(cw: pd.DataFrame, cw_fgsm: pd.DataFrame, search: pd.DataFrame) -> str:
     """The abstract's distillation sentence: C&W's success and distortions on the images every
-    network broke, and FGSM's accuracy, judged by `masks_gradients`."""
+    network broke, L0's iteration cap (`search_check`), and FGSM's accuracy, judged by
+    `masks_gradients`."""
     avg = cw[(cw.case == "average") & (cw.metric == cw.attack.map({"L2": "l2", "L0": "l0"}))]
     l2, l0 = avg[avg.attack == "L2"].set_index("model"), avg[avg.attack == "L0"].set_index("model")
     distilled = [m for m in l2.index if m != "undistilled"]
@@ -473,6 +506,15 @@ def abstract_line(cw: pd.DataFrame, cw_fgsm: pd.DataFrame) -> str:
     headline = ("masks gradients, it does not add robustness" if masks_gradients(l2.success_rate, fg)
                 else "changes what the attacks need")
     rates = 100 * l2.loc[distilled].success_rate
+    l0_check = search[search.attack == "L0"]
+    used, top = l0_check[l0_check.used], l0_check[l0_check.max_iter == l0_check.max_iter.max()]
+    cap = ""
+    if len(used) and used.max_iter.iloc[0] != top.max_iter.iloc[0]:  # the profile cut L0's budget
+        ratio = used.set_index("model").paired_mean / top.set_index("model").paired_mean
+        cap = (f", with its constant raised after {used.max_iter.iloc[0]} iterations where C&W wait "
+               f"{top.max_iter.iloc[0]}, which gave {ratio.min():.1f}-{ratio.max():.1f}x the pixels of "
+               f"{top.max_iter.iloc[0]} on the {used.images.iloc[0]} images checked per network: compare L0 "
+               "between networks, not with C&W's pixel counts")
     return (f"- **Defensive distillation {headline}.** With one search for every network, targeted "
             f"Carlini-Wagner L2 (average case, {base.images} test images) breaks {rates.min():.0f}-{rates.max():.0f} % "
             f"of the images of the distilled MNIST networks (undistilled: {100 * base.success_rate:.0f} %); on the "
@@ -481,6 +523,7 @@ def abstract_line(cw: pd.DataFrame, cw_fgsm: pd.DataFrame) -> str:
             f"{base.paired_mean:.2f} undistilled, and C&W's L0 attack changes "
             f"{l0.loc[distilled, 'paired_mean'].min():.1f}-{l0.loc[distilled, 'paired_mean'].max():.1f} pixels vs "
             f"{base_l0.paired_mean:.1f} (on the {base_l0.paired_images} of {base_l0.images} images every network "
-            f"broke; undistilled 95 % CI {base_l0.ci_low:.1f}-{base_l0.ci_high:.1f} over its own successes). FGSM at "
+            f"broke; undistilled 95 % CI {base_l0.ci_low:.1f}-{base_l0.ci_high:.1f} over its own successes){cap}. "
+            f"FGSM at "
             f"eps {eps:g} meanwhile leaves the distilled networks {100 * fg[distilled].mean():.0f} % accuracy against "
             f"{100 * fg['undistilled']:.0f} % undistilled.")

@@ -61,20 +61,21 @@ def timings_block(df: pd.DataFrame) -> str:
 
 
 def abstract_block(cond: pd.DataFrame, fgsm: pd.DataFrame, backdoor: pd.DataFrame, cw: pd.DataFrame,
-                   cw_fgsm: pd.DataFrame) -> str:
+                   cw_fgsm: pd.DataFrame, cw_search: pd.DataFrame) -> str:
     """The README's answer, one sentence per study, every number from the results tables."""
     return "\n".join([condensation_study.abstract_line(cond), robustness_study.abstract_line(fgsm),
-                      backdoor_study.abstract_line(backdoor), cw_study.abstract_line(cw, cw_fgsm)])
+                      backdoor_study.abstract_line(backdoor), cw_study.abstract_line(cw, cw_fgsm, cw_search)])
 
 
 # README block name -> (function of the results tables, the tables, what produces them)
-BLOCKS = {"abstract": (abstract_block, ["condensation_eval", "fgsm", "backdoor", "cw", "cw_fgsm"], "`make report`"),
+BLOCKS = {"abstract": (abstract_block, ["condensation_eval", "fgsm", "backdoor", "cw", "cw_fgsm", "cw_search"],
+                       "`make report`"),
           "timings": (timings_block, ["timings_default"], "`make report`"),
           "condensation": (condensation_study.readme_block, ["condensation_eval"], "notebook 02"),
           "fgsm": (robustness_study.readme_block, ["fgsm"], "notebook 03"),
           "backdoor": (backdoor_study.readme_block, ["backdoor"], "notebook 06"),
           "distillation": (distillation_study.readme_block, ["distillation"], "notebook 04"),
-          "cw": (cw_study.readme_block, ["cw", "cw_fgsm"], "notebook 05")}
+          "cw": (cw_study.readme_block, ["cw", "cw_fgsm", "cw_search"], "notebook 05")}
 
 # README block name -> the figure shown under its table (alt text), once the notebook wrote it
 FIGURES = {"condensation": ("02_accuracy_vs_ipc", "Test accuracy vs images per class"),
@@ -95,6 +96,7 @@ REQUIRED_COLUMNS = {
     "cw": ["model", "attack", "case", "metric", "images", "success_rate", "mean", "median", "ci_low", "ci_high",
            "paired_images", "paired_mean", "median_all"],
     "cw_fgsm": ["model", "eps", "accuracy"],
+    "cw_search": ["model", "attack", "max_iter", "images", "success_rate", "paired_mean", "used"],
     "timings_default": ["notebook", "seconds", "device", "cpu_threads"],
 }
 

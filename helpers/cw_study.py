@@ -341,8 +341,8 @@ def plan_line(profile: str) -> str:
     """The one search every network gets under `profile`, and which networks get all nine targets."""
     cfg, every = get(profile).cw, _all_targets_for(profile)
     nine = {a: ", ".join(n for n, e in every.items() if e[a]) or "none" for a in ("L2", "L0")}
-    return (f"One search for every network: L2 runs {cfg.binary_search_steps} binary-search steps from c = "
-            f"{cfg.c_init:g} of at most {cfg.max_iter} iterations each; L0 doubles its constant after "
+    return (f"One search for every network: L2 runs {cfg.binary_search_steps} binary-search steps from "
+            f"c = {cfg.c_init:g} of at most {cfg.max_iter} iterations each; L0 doubles its constant after "
             f"{cfg.l0_max_iter} iterations without success. All nine targets: L2 on {nine['L2']} ("
             f"the first {cfg.l2_all_images} images), L0 on {nine['L0']} (the first {cfg.l0_all_images}); untargeted "
             f"L2 on the first {cfg.untargeted_images} images of every network.")

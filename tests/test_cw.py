@@ -277,7 +277,9 @@ def test_search_check_compares_max_iter_on_the_same_instances():
     check = cw_study.search_check("smoke", nets, images)
     cfg = cw_study.get("smoke").cw
     l0 = cw_study.search_check("smoke", nets, images, "L0")
-    assert len(l0) == len(nets) * len(cfg.l0_search_iters) and (l0.images == cfg.l0_search_images).all()
+    checked = [n for n in nets if n in cfg.l0_all_targets]  # L0 checks the networks with all nine L0 targets
+    assert sorted(l0.model.unique()) == sorted(checked) and len(l0) == len(checked) * len(cfg.l0_search_iters)
+    assert (l0.images == cfg.l0_search_images).all()
     assert len(check) == len(nets) * len(cfg.search_iters) and set(check.max_iter) == set(cfg.search_iters)
     assert (check.images == cfg.search_images).all() and (check.paired_images <= check.images).all()
     per_net = check.set_index(["model", "max_iter"]).evaluations

@@ -103,10 +103,9 @@ print(f"{len(nets)} networks; the first {len(images['y'])} test images that ever
 #   how many); **cut:** all nine targets on the teachers and the other students (average case
 #   only);
 # - **cut:** the untargeted L2 attack to the first images of every network (the line below).
-#   Every L2 run of a network's instances lasts up to 9 × `max_iter` iterations however few
-#   instances share it (an instance needs about 8,400 of them at `max_iter` 1000, an L0 instance
-#   about 6,600 at `l0_max_iter` 200: the cost table), so the budget is set by the iteration caps
-#   more than by the number of images;
+#   An L2 instance costs about 8,400 model evaluations at `max_iter` 1000 and an L0 instance
+#   about 6,600 at `l0_max_iter` 200 (the cost table), at 2,000-3,000 evaluations per second on
+#   this CPU (`benchmarks/bench_cw.py`: about 60 % of the floor set by its fp32 matmul speed);
 # - **reduced:** an L2 run stops after at most `max_iter` iterations (C&W: 10,000, with the same
 #   early abort), and L0 doubles its constant after `l0_max_iter` iterations without success
 #   (C&W: 1000). The budget check below measures what these caps change in success and

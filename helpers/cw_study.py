@@ -78,7 +78,8 @@ def _all_targets_for(profile: str) -> dict[str, dict[str, bool]]:
         if unknown:
             raise ValueError(f"{setting}={given!r} names {unknown}, not in profile {profile!r}; valid: "
                              f"{', '.join(names)}")
-    for setting, n in (("l0_images", cfg.l0_images), ("l0_all_images", cfg.l0_all_images),
+    for setting, n in (("l2_images", cfg.l2_images), ("l0_images", cfg.l0_images),
+                       ("l0_all_images", cfg.l0_all_images),
                        ("l2_all_images", cfg.l2_all_images), ("untargeted_images", cfg.untargeted_images)):
         if not 0 <= n <= cfg.n_images:
             raise ValueError(f"{setting}={n} is out of range; valid: 0 to n_images ({cfg.n_images})")
@@ -90,9 +91,9 @@ def attack_instances(profile: str, labels: torch.Tensor) -> pd.DataFrame:
     """One row per attack instance: model, attack, image (position among the attacked images),
     label, target (the true label for the untargeted attack), `average` (the image's
     average-case target, or the untargeted attack) and `all_targets` (the image is attacked with
-    all nine wrong targets, for the best and worst case). L2 attacks every image (all targets
-    on the first `l2_all_images` on the networks in `l2_all_targets`) and, untargeted, the
-    first `untargeted_images`; L0 attacks
+    all nine wrong targets, for the best and worst case). L2 attacks the first `l2_images` with
+    their average-case target (all targets on the first `l2_all_images` on the networks in
+    `l2_all_targets`) and, untargeted, the first `untargeted_images`; L0 attacks
     the first `l0_images` with their average-case target and, on the networks in
     `l0_all_targets`, the first `l0_all_images` with all targets."""
     cfg = get(profile).cw
@@ -101,7 +102,7 @@ def attack_instances(profile: str, labels: torch.Tensor) -> pd.DataFrame:
     labels = labels.tolist()
     rows = []
     for name, every in all_targets.items():
-        for attack, n_avg, n_all in (("L2", len(labels), cfg.l2_all_images if every["L2"] else 0),
+        for attack, n_avg, n_all in (("L2", cfg.l2_images, cfg.l2_all_images if every["L2"] else 0),
                                      ("L0", cfg.l0_images, cfg.l0_all_images if every["L0"] else 0)):
             for i in range(max(n_avg, n_all)):
                 targets = [t for t in range(NUM_CLASSES) if t != labels[i]] if i < n_all else [avg[i]]
@@ -175,16 +176,17 @@ def run(profile: str, nets: dict[str, nn.Module], images: dict, instances: pd.Da
     return out, advs
 
 
-def search_check(profile: str, nets: dict[str, nn.Module], images: dict, attack: str = "L2",
-                 seed: int = 0) -> pd.DataFrame:
+def search_check(profile: str, nets: dict[str, nn.Module], images: dict, results: pd.DataFrame,
+                 attack: str = "L2", seed: int = 0) -> pd.DataFrame:
     """The targeted `attack`'s ("L2" or "L0") average case on the first few attacked images of every
     network, once per iteration budget (L2: `search_images` at each `search_iters` as max_iter; L0:
     `l0_search_images` at each `l0_search_iters` as l0_max_iter, on the networks that get all nine
     L0 targets), the profile's settings otherwise:
-    what the budget per run changes. Per model and budget: images, success rate, mean distance
-    (L2 or pixels) over the images every budget broke on that network, model evaluations per
-    instance (mean) and `used` (the budget of the profile's own attacks). Cached like `run`'s
-    attacks."""
+    what the budget per run changes. The profile's own budget is read from `results` (`run`'s
+    output: the same instances), the others are run and cached like `run`'s attacks. Per model
+    and budget: images, success rate, mean distance (L2 or pixels) over the images every budget
+    broke on that network, model evaluations per instance (mean) and `used` (the profile's own
+    budget)."""
     cfg = get(profile).cw
     if attack not in ("L2", "L0"):
         raise ValueError(f"attack={attack!r} has no search check; valid: L2, L0")
@@ -200,8 +202,15 @@ def search_check(profile: str, nets: dict[str, nn.Module], images: dict, attack:
     for name, net in nets.items():
         if attack == "L0" and not every[name]["L0"]:
             continue
-        runs = {m: _cached_attack(profile, net, name, attack, images, img, target, seed,
-                                  attack_settings(profile, attack, max_iter=m), f"{name} {attack}, max_iter {m}")
+        own_rows = results[(results.model == name) & (results.attack == attack) & results.average
+                           & (results.image < n)].sort_values("image")
+        if own in budgets and len(own_rows) < n:
+            raise ValueError(f"{attack} search check on {name}: `results` holds {len(own_rows)} average-case "
+                             f"instances of the first {n} images; run the attacks (`run`) first")
+        runs = {m: ({k: torch.tensor(own_rows[k].to_numpy()) for k in ("success", metric, "iterations")}
+                    if m == own else
+                    _cached_attack(profile, net, name, attack, images, img, target, seed,
+                                   attack_settings(profile, attack, max_iter=m), f"{name} {attack}, max_iter {m}"))
                 for m in budgets}
         broke = torch.stack([r["success"] for r in runs.values()]).all(0) if runs else None
         rows += [{"model": name, "attack": attack, "max_iter": m, "images": n,
@@ -343,9 +352,10 @@ def plan_line(profile: str) -> str:
     nine = {a: ", ".join(n for n, e in every.items() if e[a]) or "none" for a in ("L2", "L0")}
     return (f"One search for every network: L2 runs {cfg.binary_search_steps} binary-search steps from "
             f"c = {cfg.c_init:g} of at most {cfg.max_iter} iterations each; L0 doubles its constant after "
-            f"{cfg.l0_max_iter} iterations without success. All nine targets: L2 on {nine['L2']} ("
-            f"the first {cfg.l2_all_images} images), L0 on {nine['L0']} (the first {cfg.l0_all_images}); untargeted "
-            f"L2 on the first {cfg.untargeted_images} images of every network.")
+            f"{cfg.l0_max_iter} iterations without success. Average case: L2 on the first {cfg.l2_images} "
+            f"attacked images, L0 on the first {cfg.l0_images}, of every network. All nine targets: L2 on "
+            f"{nine['L2']} (the first {cfg.l2_all_images} images), L0 on {nine['L0']} (the first "
+            f"{cfg.l0_all_images}); untargeted L2 on the first {cfg.untargeted_images} images of every network.")
 
 
 def cuts(profile: str) -> pd.DataFrame:
@@ -436,8 +446,9 @@ def conclusion(stats: pd.DataFrame, paired: pd.DataFrame, fgsm: pd.DataFrame) ->
     l2 = paired[(paired.attack == "L2") & (paired.case == "average") & (paired.metric == "l2")]
     success = own[(own.attack == "L2") & (own.case == "average")].set_index("model").success_rate
     distilled = success.drop("undistilled")
-    lines.append(f"FGSM at eps {eps:g} leaves the distilled networks {acc[distilled.index].min():.0%}-"
-                 f"{acc[distilled.index].max():.0%} accuracy against {acc['undistilled']:.0%} undistilled, while "
+    lines.append(f"FGSM at eps {eps:g} leaves the distilled networks {100 * acc[distilled.index].min():.1f}-"
+                 f"{100 * acc[distilled.index].max():.1f} % accuracy against {100 * acc['undistilled']:.1f} % "
+                 "undistilled, while "
                  f"targeted C&W L2 breaks {distilled.min():.0%}-{distilled.max():.0%} of the images "
                  f"(undistilled {success['undistilled']:.0%}), with an average-case L2 distortion beyond the "
                  f"interval from the undistilled network's for {int(l2.differs.sum())} of {len(l2)} distilled "
@@ -525,5 +536,5 @@ def abstract_line(cw: pd.DataFrame, cw_fgsm: pd.DataFrame, search: pd.DataFrame)
             f"{base_l0.paired_mean:.1f} (on the {base_l0.paired_images} of {base_l0.images} images every network "
             f"broke; undistilled 95 % CI {base_l0.ci_low:.1f}-{base_l0.ci_high:.1f} over its own successes){cap}. "
             f"FGSM at "
-            f"eps {eps:g} meanwhile leaves the distilled networks {100 * fg[distilled].mean():.0f} % accuracy against "
-            f"{100 * fg['undistilled']:.0f} % undistilled.")
+            f"eps {eps:g} meanwhile leaves the distilled networks {100 * fg[distilled].min():.1f}-"
+            f"{100 * fg[distilled].max():.1f} % accuracy against {100 * fg['undistilled']:.1f} % undistilled.")

@@ -200,6 +200,7 @@ class Cw(Section):
     binary_search_steps: int = _f(_default(cw.cw_l2, "binary_search_steps"),
                                   "L2: optimisation runs per instance, each with the next constant c")
     max_iter: int = _f(_default(cw.cw_l2, "max_iter"), "L2: Adam iterations per run, at most (runs abort early)")
+    l2_images: int = _f(1000, "L2: the first n attacked images, each with its average-case target", low=1)
     l2_all_targets: tuple[str, ...] | None = _f(None, "L2: networks (by name) attacked with all nine wrong targets "
                                                       "(best / average / worst case), the others with the average "
                                                       "case's target only; None: every network")
@@ -283,10 +284,10 @@ DEFAULT_OVERRIDES: dict[str, dict] = {
                  "side": {10: CondenseRun("dc", init="real", iterations=4, batch_real=64)}},
     "evaluate": {"n_models": 5, "whole_models": 2, "whole_epochs": 6},
     "distill": {"n_train_eval": 2000, "epochs": (10, 20), "optimizer": "adam", "lr": 1e-3},
-    "cw": {"n_images": 20, "batch_size": 300, "max_iter": 1000, "l2_all_targets": ("undistilled", "student T=100"),
-           "l2_all_images": 10, "untargeted_images": 10,
-           "l0_images": 20, "l0_all_targets": ("undistilled", "student T=100"), "l0_all_images": 10,
-           "l0_max_iter": 200, "search_images": 20, "search_iters": (250, 500, 1000), "l0_search_images": 5,
+    "cw": {"n_images": 100, "batch_size": 300, "max_iter": 2000, "l2_images": 50,
+           "l2_all_targets": ("undistilled", "student T=100"), "l2_all_images": 10, "untargeted_images": 10,
+           "l0_images": 100, "l0_all_targets": ("undistilled", "student T=100"), "l0_all_images": 20,
+           "l0_max_iter": 200, "search_images": 20, "search_iters": (1000, 2000), "l0_search_images": 5,
            "l0_search_iters": (200, 1000), "fgsm_images": 1000},
     "backdoor": {"ipcs": (10,), "condensed_rates": {10: (0.01, 0.05, 0.1)}, "doorping_rates": {10: (0.01,)},
                  "doorping": Doorping(max_steps=100), "doorping_full_archs": ("lenet",), "condense_seeds": (0,),
@@ -313,7 +314,7 @@ SMOKE_OVERRIDES: dict[str, dict] = {
     "distill": {**DEFAULT_OVERRIDES["distill"], "n_train": 600, "n_val": 200, "n_train_eval": 200, "n_test": 1000,
                 "epochs": (1, 2), "temperatures": (50, 100)},
     "cw": {**DEFAULT_OVERRIDES["cw"], "n_images": 4, "batch_size": 100, "binary_search_steps": 2, "max_iter": 10,
-           "l0_images": 2, "l0_all_targets": ("undistilled",), "l0_all_images": 1, "l0_max_iter": 5,
+           "l2_images": 4, "l0_images": 2, "l0_all_targets": ("undistilled",), "l0_all_images": 1, "l0_max_iter": 5,
            "l2_all_images": 4, "untargeted_images": 4, "search_images": 2, "search_iters": (5, 10),
            "l0_search_images": 1, "l0_search_iters": (5, 10),
            "fgsm_eps": (0.1, 0.3), "fgsm_images": 100},

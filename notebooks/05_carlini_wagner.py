@@ -96,16 +96,16 @@ print(f"{len(nets)} networks; the first {len(images['y'])} test images that ever
 # search for every network**, C&W's 9 binary-search steps from c = 10⁻³, so that no network is
 # broken more or less often because of where the search starts or stops, and keeps and cuts:
 #
-# - **reduced:** the first `n_images` attacked images (the table below) for the L2 average case
-#   (one random wrong target) and the L0 average case on every network;
+# - **reduced:** the first `l2_images` attacked images for the L2 average case (one random wrong
+#   target) and the first `l0_images` for the L0 average case, on every network (the line below);
 # - **kept:** all nine targets (best / average / worst case, as C&W's Table IV) for L2 and L0 on
 #   the undistilled network and the T = 100 student, on their first images (the line below says
 #   how many); **cut:** all nine targets on the teachers and the other students (average case
 #   only);
 # - **cut:** the untargeted L2 attack to the first images of every network (the line below).
-#   An L2 instance costs about 8,400 model evaluations at `max_iter` 1000 and an L0 instance
-#   about 6,600 at `l0_max_iter` 200 (the cost table), at 2,000-3,000 evaluations per second on
-#   this CPU (`benchmarks/bench_cw.py`: about 60 % of the floor set by its fp32 matmul speed);
+#   The cost table below counts the model evaluations each instance took; `benchmarks/bench_cw.py`
+#   prints how many evaluations per second this CPU sustains, beside the floor set by its fp32
+#   matmul speed;
 # - **reduced:** an L2 run stops after at most `max_iter` iterations (C&W: 10,000, with the same
 #   early abort), and L0 doubles its constant after `l0_max_iter` iterations without success
 #   (C&W: 1000). The budget check below measures what these caps change in success and
@@ -125,22 +125,6 @@ instances.groupby(["model", "attack"], sort=False).agg(images=("image", "nunique
                                                        all_targets=("all_targets", "any"))
 
 # %% [markdown]
-# ## Budget check: what the iterations per run change
-# The average case on the first attacked images with the profile's search and several
-# iteration budgets: L2 with at most `search_iters` iterations per binary-search step,
-# L0 with its constant raised after `l0_search_iters` iterations. Each cell: success rate · mean
-# distance over the images every budget broke on that network (L2, or pixels for L0) · model
-# evaluations per instance.
-
-# %% tags=[]
-check = pd.concat([cw_study.search_check(profile, nets, images, attack, seed) for attack in ("L2", "L0")])
-save_table(check, "cw_search")
-print(f"{cfg.binary_search_steps} binary-search steps from c = {cfg.c_init:g}; this profile runs max_iter "
-      f"{cfg.max_iter} (L2) and l0_max_iter {cfg.l0_max_iter} (L0) on every network.")
-print("\n".join(cw_study.budget_caveat(check)))
-cw_study.search_table(check)
-
-# %% [markdown]
 # ## Running the attacks
 # Results are cached per network and attack (keyed by the network, the test images, the targets and
 # the attack's settings). The cost table counts model evaluations (one forward and backward pass of
@@ -153,6 +137,23 @@ stats = cw_study.summary(per_case, seed)
 save_table(stats, "cw")
 display(cw_study.cost(results).style.hide(axis="index"))
 cw_study.overview(stats)
+
+# %% [markdown]
+# ## Budget check: what the iterations per run change
+# The average case on the first attacked images with the profile's search and several
+# iteration budgets: L2 with at most `search_iters` iterations per binary-search step,
+# L0 with its constant raised after `l0_search_iters` iterations (the profile's own budget is
+# the run above, on the same instances). Each cell: success rate · mean
+# distance over the images every budget broke on that network (L2, or pixels for L0) · model
+# evaluations per instance.
+
+# %% tags=[]
+check = pd.concat([cw_study.search_check(profile, nets, images, results, attack, seed) for attack in ("L2", "L0")])
+save_table(check, "cw_search")
+print(f"{cfg.binary_search_steps} binary-search steps from c = {cfg.c_init:g}; this profile runs max_iter "
+      f"{cfg.max_iter} (L2) and l0_max_iter {cfg.l0_max_iter} (L0) on every network.")
+print("\n".join(cw_study.budget_caveat(check)))
+cw_study.search_table(check)
 
 # %% [markdown]
 # ## Success rate and mean distortion per network

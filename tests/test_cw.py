@@ -274,9 +274,10 @@ def test_search_check_compares_max_iter_on_the_same_instances():
     nets = {name: nn.Sequential(nn.Flatten(), nn.Linear(784, 10)) for name, _, _ in
             cw_study.distillation_study.model_specs("smoke")}
     images = {"index": torch.arange(4), "x": torch.rand(4, 1, 28, 28), "y": torch.tensor([3, 7, 0, 9])}
-    check = cw_study.search_check("smoke", nets, images)
+    results, _ = cw_study.run("smoke", nets, images, cw_study.attack_instances("smoke", images["y"]))
+    check = cw_study.search_check("smoke", nets, images, results)
     cfg = cw_study.get("smoke").cw
-    l0 = cw_study.search_check("smoke", nets, images, "L0")
+    l0 = cw_study.search_check("smoke", nets, images, results, "L0")
     checked = [n for n in nets if n in cfg.l0_all_targets]  # L0 checks the networks with all nine L0 targets
     assert sorted(l0.model.unique()) == sorted(checked) and len(l0) == len(checked) * len(cfg.l0_search_iters)
     assert (l0.images == cfg.l0_search_images).all()
@@ -285,3 +286,7 @@ def test_search_check_compares_max_iter_on_the_same_instances():
     per_net = check.set_index(["model", "max_iter"]).evaluations
     for (name, m), cost in per_net.items():  # each check ran at its own max_iter
         assert 0 < cost <= cfg.binary_search_steps * m, (name, m, cost)
+    own = results[(results.attack == "L2") & results.average & (results.image < cfg.search_images)]
+    assert per_net.xs(cfg.max_iter, level="max_iter").to_dict() == own.groupby("model").iterations.mean().to_dict()
+    with pytest.raises(ValueError, match="run the attacks"):  # the profile's own budget comes from the main run
+        cw_study.search_check("smoke", nets, images, results[results.attack != "L2"])

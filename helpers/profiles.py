@@ -286,7 +286,7 @@ DEFAULT_OVERRIDES: dict[str, dict] = {
     "distill": {"n_train_eval": 2000, "epochs": (10, 20), "optimizer": "adam", "lr": 1e-3},
     "cw": {"n_images": 100, "batch_size": 300, "max_iter": 2000, "l2_images": 50,
            "l2_all_targets": ("undistilled", "student T=100"), "l2_all_images": 10, "untargeted_images": 10,
-           "l0_images": 100, "l0_all_targets": ("undistilled", "student T=100"), "l0_all_images": 20,
+           "l0_images": 100, "l0_all_targets": ("undistilled", "student T=100"), "l0_all_images": 10,
            "l0_max_iter": 200, "search_images": 20, "search_iters": (1000, 2000), "l0_search_images": 5,
            "l0_search_iters": (200, 1000), "fgsm_images": 1000},
     "backdoor": {"ipcs": (10,), "condensed_rates": {10: (0.01, 0.05, 0.1)}, "doorping_rates": {10: (0.01,)},

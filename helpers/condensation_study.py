@@ -286,7 +286,7 @@ def readme_block(df: pd.DataFrame) -> str:
                 "Every set is evaluated with DC's protocol (fresh ConvNets, SGD, lr x0.1 at the midpoint, no "
                 "augmentation); DM condenses with DSA augmentation as its official code does. Mean ± std over "
                 "independently initialised ConvNets, full 10k test set, from `results/condensation_eval.csv`. The "
-                "paper's random-real accuracies are quoted from secondary sources (unconfirmed).")
+                "paper's random-real accuracies are quoted from secondary sources, not checked against its table.")
     return "\n".join(rows)
 
 

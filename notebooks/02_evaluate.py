@@ -28,8 +28,8 @@
 # initialised models (DC: 20 models × 5 condensation runs). Every condensed set is evaluated this
 # way, whichever method built it (DM's own paper trains with DSA augmentation for 1000 epochs
 # instead). The paper reports, for FashionMNIST with DC: 70.5 ± 0.6 (ipc 1), 82.3 ± 0.4 (ipc 10),
-# 83.6 ± 0.4 (ipc 50), 93.5 for the whole training set, and (unconfirmed) 51.4 / 73.8 / 82.5 for
-# random real images.
+# 83.6 ± 0.4 (ipc 50) and 93.5 for the whole training set; for random real images 51.4 / 73.8 / 82.5,
+# quoted from secondary sources and not checked against the paper's table.
 
 # %% tags=["parameters"]
 profile = "default"
